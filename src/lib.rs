@@ -1,0 +1,3 @@
+//! wsstream
+#![allow(missing_docs)]
+pub mod proto;

@@ -1,0 +1,398 @@
+//! The connection state machine: message reassembly, UTF-8 and size checks,
+//! pings and pongs, and the close handshake. It reads frames from a
+//! `BytesMut` and queues everything it must send (user messages, pongs,
+//! close replies) in an [`OutQueue`]; moving bytes is the caller's job.
+
+use std::collections::VecDeque;
+use std::io;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::decode::{Frame, FrameDecoder, FrameObserver};
+use super::error::ProtocolError;
+use super::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
+use super::mask::MaskKeys;
+use super::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
+use super::outqueue::OutQueue;
+use super::utf8::Utf8Validator;
+use super::Role;
+
+/// Size limits on what the peer may send. Crossing one fails the connection
+/// with close code 1009.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest frame payload accepted (default 16 MiB).
+    pub max_frame_size: usize,
+    /// The largest message accepted, all fragments together (default 64 MiB).
+    pub max_message_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+        }
+    }
+}
+
+/// Pongs queued but not yet written, beyond which further pings are answered
+/// by one coalesced pong (for the latest ping) once the queue drains.
+const MAX_QUEUED_PONGS: usize = 16;
+
+/// Why a message could not be queued.
+#[derive(Debug)]
+pub enum SendError {
+    /// A close frame has been queued already; nothing may follow it.
+    Closing,
+    /// A control frame payload was longer than 125 bytes.
+    ControlTooLong,
+    /// The operating system gave no randomness for the masking key.
+    Random(io::Error),
+}
+
+/// One WebSocket connection, without I/O.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    limits: Limits,
+    decoder: FrameDecoder,
+    incoming: Incoming,
+    out: OutQueue,
+    keys: MaskKeys,
+    /// Stream positions at which queued pongs end.
+    queued_pongs: VecDeque<u64>,
+    /// The payload of the latest ping not yet answered because too many
+    /// pongs were queued.
+    pending_pong: Option<Bytes>,
+    close_sent: bool,
+    close_received: Option<Option<CloseFrame>>,
+    failure: Option<ProtocolError>,
+}
+
+impl Connection {
+    /// A connection for the endpoint of `role`.
+    pub fn new(role: Role, limits: Limits) -> Self {
+        Self {
+            role,
+            limits,
+            decoder: FrameDecoder::new(role, limits.max_frame_size),
+            incoming: Incoming::default(),
+            out: OutQueue::default(),
+            keys: MaskKeys::default(),
+            queued_pongs: VecDeque::new(),
+            pending_pong: None,
+            close_sent: false,
+            close_received: None,
+            failure: None,
+        }
+    }
+
+    /// This endpoint's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Consumes frames from `buf` until a whole message is ready or `buf`
+    /// holds no whole frame. Pings queue pongs; a close frame queues the
+    /// reply. Once the peer's close has arrived, or the connection has
+    /// failed, nothing more is read and this returns `Ok(None)`.
+    ///
+    /// A protocol error queues a close frame with the matching code (unless
+    /// one was sent already) and is returned once; the connection is failed
+    /// from then on.
+    pub fn receive(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
+        while self.wants_input() {
+            let mut checks = MessageChecks {
+                incoming: &mut self.incoming,
+                max_message_size: self.limits.max_message_size,
+            };
+            let frame = match self.decoder.decode_observed(buf, &mut checks) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(None),
+                Err(err) => return Err(self.fail(err)),
+            };
+            match self.on_frame(frame) {
+                Ok(Some(message)) => return Ok(Some(message)),
+                Ok(None) => {}
+                Err(err) => return Err(self.fail(err)),
+            }
+        }
+        Ok(None)
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Result<Option<Message>, ProtocolError> {
+        let Frame { header, payload } = frame;
+        match header.opcode {
+            OpCode::Text | OpCode::Binary => {
+                self.incoming.start(header.opcode == OpCode::Text, payload);
+            }
+            OpCode::Continuation => self.incoming.push(payload),
+            OpCode::Ping => {
+                if !self.close_sent {
+                    self.pending_pong = Some(payload);
+                    self.queue_pending_pong();
+                }
+                return Ok(None);
+            }
+            OpCode::Pong => return Ok(None),
+            OpCode::Close => {
+                let close = parse_close(&payload)?;
+                if !self.close_sent {
+                    // Echo the code, as peers expect (RFC 6455 §5.5.1).
+                    let reply = close.as_ref().map(|c| CloseFrame::from_parts(c.code(), Utf8Bytes::default()));
+                    self.queue_close(reply.as_ref());
+                }
+                self.close_received = Some(close);
+                return Ok(None);
+            }
+        }
+        if header.fin {
+            self.incoming.finish().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Queues a message. Fails once a close frame has been queued.
+    pub fn send(&mut self, message: Message) -> Result<(), SendError> {
+        let opcode = match message {
+            Message::Text(_) => OpCode::Text,
+            Message::Binary(_) => OpCode::Binary,
+        };
+        self.send_frame(opcode, message.into_payload())
+    }
+
+    /// Queues a ping.
+    pub fn send_ping(&mut self, payload: Bytes) -> Result<(), SendError> {
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlTooLong);
+        }
+        self.send_frame(OpCode::Ping, payload)
+    }
+
+    /// Starts the close handshake: queues a close frame (with no body when
+    /// `frame` is `None`). Returns `false`, queuing nothing, if a close frame
+    /// was queued already or the connection has failed.
+    pub fn close(&mut self, frame: Option<&CloseFrame>) -> bool {
+        if self.close_sent || self.failure.is_some() {
+            return false;
+        }
+        self.queue_close(frame);
+        true
+    }
+
+    /// The bytes to write, in order. Advance it by what was written.
+    pub fn outgoing(&mut self) -> &mut OutQueue {
+        self.queue_pending_pong();
+        &mut self.out
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn buffered(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether a close frame has been queued (by us, as initiator or reply).
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// The peer's close frame, once it arrived (`Some(None)` when it had no
+    /// body).
+    pub fn close_received(&self) -> Option<&Option<CloseFrame>> {
+        self.close_received.as_ref()
+    }
+
+    /// The protocol error that failed the connection.
+    pub fn failure(&self) -> Option<&ProtocolError> {
+        self.failure.as_ref()
+    }
+
+    /// Whether incoming bytes still matter: neither the peer's close has
+    /// arrived nor has the connection failed.
+    pub fn wants_input(&self) -> bool {
+        self.close_received.is_none() && self.failure.is_none()
+    }
+
+    /// Whether the close handshake is over (both close frames exchanged, or
+    /// the connection failed and our close frame is queued): once the queue
+    /// is written, the transport may be shut down.
+    pub fn is_closed(&self) -> bool {
+        self.close_sent && !self.wants_input()
+    }
+
+    fn send_frame(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), SendError> {
+        if self.close_sent {
+            return Err(SendError::Closing);
+        }
+        self.push(opcode, payload).map_err(SendError::Random)
+    }
+
+    fn push(&mut self, opcode: OpCode, payload: Bytes) -> io::Result<()> {
+        let mask = match self.role {
+            Role::Client => Some(self.keys.next_key()?),
+            Role::Server => None,
+        };
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        self.out.push_frame(&header, payload);
+        Ok(())
+    }
+
+    fn queue_pending_pong(&mut self) {
+        let written = self.out.consumed_position();
+        while self.queued_pongs.front().is_some_and(|&end| end <= written) {
+            self.queued_pongs.pop_front();
+        }
+        if self.queued_pongs.len() >= MAX_QUEUED_PONGS || self.close_sent {
+            return;
+        }
+        if let Some(payload) = self.pending_pong.take() {
+            // A failed key draw leaves the pong unsent; the next I/O error or
+            // close ends the connection anyway.
+            if self.push(OpCode::Pong, payload).is_ok() {
+                self.queued_pongs.push_back(self.out.pushed_position());
+            }
+        }
+    }
+
+    fn queue_close(&mut self, frame: Option<&CloseFrame>) {
+        // Answer the last ping before the close: nothing may follow it.
+        if let Some(payload) = self.pending_pong.take() {
+            let _ = self.push(OpCode::Pong, payload);
+        }
+        let mut body = BytesMut::new();
+        if let Some(frame) = frame {
+            body.put_u16(frame.code().as_u16());
+            body.put_slice(frame.reason().as_bytes());
+        }
+        // Without a masking key the close cannot be sent; the connection is
+        // over either way.
+        let _ = self.push(OpCode::Close, body.freeze());
+        self.close_sent = true;
+    }
+
+    fn fail(&mut self, err: ProtocolError) -> ProtocolError {
+        if self.failure.is_none() {
+            self.failure = Some(err.clone());
+            if !self.close_sent {
+                let frame = CloseFrame::truncated(err.close_code(), &err.to_string());
+                self.queue_close(Some(&frame));
+            }
+            self.pending_pong = None;
+            self.incoming = Incoming::default();
+        }
+        err
+    }
+}
+
+/// Parses and checks a close frame's body.
+fn parse_close(payload: &Bytes) -> Result<Option<CloseFrame>, ProtocolError> {
+    match payload.len() {
+        0 => Ok(None),
+        1 => Err(ProtocolError::InvalidClosePayload),
+        _ => {
+            let raw = u16::from_be_bytes([payload[0], payload[1]]);
+            let code = CloseCode::new(raw).ok_or(ProtocolError::InvalidCloseCode(raw))?;
+            let reason =
+                Utf8Bytes::try_from(payload.slice(2..)).map_err(|_| ProtocolError::InvalidUtf8)?;
+            Ok(Some(CloseFrame::from_parts(code, reason)))
+        }
+    }
+}
+
+/// The message being reassembled.
+#[derive(Debug, Default)]
+struct Incoming {
+    /// `Some(true)` while a text message is in progress, `Some(false)` for binary.
+    text: Option<bool>,
+    /// The first fragment, kept as is in case it is the only one.
+    first: Option<Bytes>,
+    /// The fragments joined, once there is more than one.
+    joined: BytesMut,
+    size: u64,
+    utf8: Utf8Validator,
+}
+
+impl Incoming {
+    fn start(&mut self, text: bool, payload: Bytes) {
+        self.text = Some(text);
+        self.size = payload.len() as u64;
+        self.first = Some(payload);
+    }
+
+    fn push(&mut self, payload: Bytes) {
+        if payload.is_empty() {
+            return;
+        }
+        self.size += payload.len() as u64;
+        if let Some(first) = self.first.take() {
+            self.joined.reserve(first.len() + payload.len());
+            self.joined.put_slice(&first);
+        }
+        self.joined.put_slice(&payload);
+    }
+
+    fn finish(&mut self) -> Result<Message, ProtocolError> {
+        let text = self.text.take();
+        let payload = match self.first.take() {
+            Some(first) => first,
+            None => self.joined.split().freeze(),
+        };
+        self.size = 0;
+        if text == Some(true) {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            Ok(Message::Text(Utf8Bytes::from_validated(payload)))
+        } else {
+            Ok(Message::Binary(payload))
+        }
+    }
+}
+
+/// Checks each frame against the message in progress as soon as its header
+/// and payload pieces arrive.
+struct MessageChecks<'a> {
+    incoming: &'a mut Incoming,
+    max_message_size: usize,
+}
+
+impl FrameObserver for MessageChecks<'_> {
+    fn header(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        let size = match header.opcode {
+            OpCode::Text | OpCode::Binary if self.incoming.text.is_some() => {
+                return Err(ProtocolError::ExpectedContinuation)
+            }
+            OpCode::Text | OpCode::Binary => header.payload_len,
+            OpCode::Continuation if self.incoming.text.is_none() => {
+                return Err(ProtocolError::UnexpectedContinuation)
+            }
+            OpCode::Continuation => self.incoming.size + header.payload_len,
+            _ => return Ok(()),
+        };
+        if size > self.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooLarge {
+                size,
+                limit: self.max_message_size,
+            });
+        }
+        Ok(())
+    }
+
+    fn payload(&mut self, header: &FrameHeader, piece: &[u8]) -> Result<(), ProtocolError> {
+        let text = match header.opcode {
+            OpCode::Text => true,
+            OpCode::Continuation => self.incoming.text == Some(true),
+            _ => false,
+        };
+        if text {
+            self.incoming.utf8.feed(piece).map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+}

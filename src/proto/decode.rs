@@ -1,0 +1,264 @@
+//! Frame decoding over a `BytesMut`: headers checked for the role and the
+//! limits, payloads unmasked in place as they arrive and handed out as
+//! zero-copy `Bytes`.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::error::ProtocolError;
+use super::frame::FrameHeader;
+use super::mask::apply_mask;
+use super::Role;
+
+/// A whole frame, unmasked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The header as it arrived (the masking key, if any, is already applied).
+    pub header: FrameHeader,
+    /// The unmasked payload.
+    pub payload: Bytes,
+}
+
+/// Sees each frame as it is decoded: the header as soon as it is parsed, and
+/// every piece of payload as soon as it arrives and is unmasked. An error
+/// stops decoding, so a bad message fails before it is complete.
+pub trait FrameObserver {
+    /// Called once per frame, before any of its payload.
+    fn header(&mut self, _header: &FrameHeader) -> Result<(), ProtocolError> {
+        Ok(())
+    }
+
+    /// Called with each newly arrived, unmasked piece of the payload.
+    fn payload(&mut self, _header: &FrameHeader, _piece: &[u8]) -> Result<(), ProtocolError> {
+        Ok(())
+    }
+}
+
+/// Observes nothing.
+impl FrameObserver for () {}
+
+/// Below this, the decoder asks for room for the whole rest of a frame; above
+/// it, room grows with what has actually arrived, so a peer that announces a
+/// huge frame and sends nothing does not make us allocate it.
+const RESERVE_STEP: usize = 64 * 1024;
+
+/// Decodes frames sent by the peer of `role`.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    role: Role,
+    max_frame_size: usize,
+    allowed_rsv: u8,
+    current: Option<Partial>,
+}
+
+#[derive(Debug)]
+struct Partial {
+    header: FrameHeader,
+    len: usize,
+    /// Payload bytes at the front of the buffer already unmasked and observed.
+    seen: usize,
+}
+
+impl FrameDecoder {
+    /// A decoder for the frames that arrive at an endpoint of `role`.
+    pub fn new(role: Role, max_frame_size: usize) -> Self {
+        Self {
+            role,
+            max_frame_size,
+            allowed_rsv: 0,
+            current: None,
+        }
+    }
+
+    /// Allows reserved bits that a negotiated extension defines.
+    pub fn allow_rsv(&mut self, bits: u8) {
+        self.allowed_rsv = bits;
+    }
+
+    /// The header of a frame whose payload is still arriving.
+    pub fn partial_header(&self) -> Option<&FrameHeader> {
+        self.current.as_ref().map(|p| &p.header)
+    }
+
+    /// Decodes the next frame from the front of `buf`, consuming it.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        self.decode_observed(buf, &mut ())
+    }
+
+    /// Decodes the next frame, showing its header and payload pieces to
+    /// `observer` as they arrive. Returns `Ok(None)` when `buf` holds no
+    /// whole frame yet; the bytes seen so far stay in `buf` (the header is
+    /// consumed) and are not shown again.
+    pub fn decode_observed(
+        &mut self,
+        buf: &mut BytesMut,
+        observer: &mut impl FrameObserver,
+    ) -> Result<Option<Frame>, ProtocolError> {
+        let partial = match &mut self.current {
+            Some(partial) => partial,
+            None => {
+                let Some((header, header_len)) = FrameHeader::parse(buf)? else {
+                    return Ok(None);
+                };
+                self.check(&header)?;
+                observer.header(&header)?;
+                buf.advance(header_len);
+                // `check` bounded the length by `max_frame_size`, a usize.
+                let len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
+                self.current.insert(Partial { header, len, seen: 0 })
+            }
+        };
+        let available = buf.len().min(partial.len);
+        if available > partial.seen {
+            let piece = &mut buf[partial.seen..available];
+            if let Some(key) = partial.header.mask {
+                apply_mask(piece, key, partial.seen);
+            }
+            observer.payload(&partial.header, piece)?;
+            partial.seen = available;
+        }
+        if available < partial.len {
+            let missing = partial.len - available;
+            buf.reserve(missing.min(RESERVE_STEP.max(available)));
+            return Ok(None);
+        }
+        let header = partial.header;
+        let payload = buf.split_to(partial.len).freeze();
+        self.current = None;
+        Ok(Some(Frame { header, payload }))
+    }
+
+    fn check(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        let stray_rsv = header.rsv & !self.allowed_rsv;
+        if stray_rsv != 0 {
+            return Err(ProtocolError::ReservedBits(stray_rsv));
+        }
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if header.payload_len > self.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooLarge {
+                size: header.payload_len,
+                limit: self.max_frame_size,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::frame::{OpCode, MAX_HEADER_LEN};
+
+    fn encoded(opcode: OpCode, fin: bool, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = header.encode(&mut head);
+        let mut out = head[..n].to_vec();
+        let start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut out[start..], key, 0);
+        }
+        out
+    }
+
+    #[test]
+    fn decodes_a_masked_frame_fed_one_byte_at_a_time() {
+        let payload: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let wire = encoded(OpCode::Binary, true, Some([1, 2, 3, 4]), &payload);
+        let mut decoder = FrameDecoder::new(Role::Server, 1 << 20);
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        for byte in wire {
+            buf.extend_from_slice(&[byte]);
+            if let Some(frame) = decoder.decode(&mut buf).unwrap() {
+                frames.push(frame);
+            }
+        }
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].payload, payload);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn masking_must_match_the_role() {
+        let masked = encoded(OpCode::Text, true, Some([1, 1, 1, 1]), b"hi");
+        let plain = encoded(OpCode::Text, true, None, b"hi");
+        let mut client = FrameDecoder::new(Role::Client, 100);
+        assert_eq!(
+            client.decode(&mut BytesMut::from(&masked[..])),
+            Err(ProtocolError::MaskedFrame)
+        );
+        let mut server = FrameDecoder::new(Role::Server, 100);
+        assert_eq!(
+            server.decode(&mut BytesMut::from(&plain[..])),
+            Err(ProtocolError::UnmaskedFrame)
+        );
+    }
+
+    #[test]
+    fn oversized_frame_fails_on_its_header() {
+        let mut decoder = FrameDecoder::new(Role::Client, 1000);
+        // Header of a 1 GiB frame, no payload.
+        let mut buf = BytesMut::from(&[0x82u8, 127, 0, 0, 0, 0, 0x40, 0, 0, 0][..]);
+        assert_eq!(
+            decoder.decode(&mut buf),
+            Err(ProtocolError::FrameTooLarge {
+                size: 1 << 30,
+                limit: 1000
+            })
+        );
+    }
+
+    #[test]
+    fn reserved_bits_need_an_extension() {
+        let mut decoder = FrameDecoder::new(Role::Client, 1000);
+        let mut buf = BytesMut::from(&[0xC2u8, 0][..]);
+        assert_eq!(decoder.decode(&mut buf), Err(ProtocolError::ReservedBits(0x40)));
+        let mut decoder = FrameDecoder::new(Role::Client, 1000);
+        decoder.allow_rsv(0x40);
+        let mut buf = BytesMut::from(&[0xC2u8, 0][..]);
+        assert!(decoder.decode(&mut buf).unwrap().is_some());
+    }
+
+    #[test]
+    fn observer_sees_each_payload_byte_once() {
+        struct Count(usize, usize);
+        impl FrameObserver for Count {
+            fn header(&mut self, _: &FrameHeader) -> Result<(), ProtocolError> {
+                self.0 += 1;
+                Ok(())
+            }
+            fn payload(&mut self, _: &FrameHeader, piece: &[u8]) -> Result<(), ProtocolError> {
+                self.1 += piece.len();
+                Ok(())
+            }
+        }
+        let wire = encoded(OpCode::Text, true, None, &[b'a'; 1000]);
+        let mut decoder = FrameDecoder::new(Role::Client, 1 << 20);
+        let mut buf = BytesMut::new();
+        let mut count = Count(0, 0);
+        for chunk in wire.chunks(7) {
+            buf.extend_from_slice(chunk);
+            decoder.decode_observed(&mut buf, &mut count).unwrap();
+        }
+        assert_eq!((count.0, count.1), (1, 1000));
+    }
+
+    #[test]
+    fn announcing_a_huge_frame_does_not_reserve_it() {
+        let mut decoder = FrameDecoder::new(Role::Client, 1 << 30);
+        let mut buf = BytesMut::from(&[0x82u8, 127, 0, 0, 0, 0, 0x10, 0, 0, 0][..]);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        assert!(buf.capacity() <= 2 * RESERVE_STEP, "capacity {}", buf.capacity());
+    }
+}

@@ -1,0 +1,194 @@
+//! The queue of encoded frames waiting to be written.
+//!
+//! Headers and small payloads are copied into one contiguous buffer; large
+//! payloads are queued as the caller's `Bytes`, not copied. The queue is a
+//! [`Buf`] whose [`chunks_vectored`](Buf::chunks_vectored) lets the I/O layer
+//! write many frames with one `writev`.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::frame::{FrameHeader, MAX_HEADER_LEN};
+use super::mask::apply_mask;
+
+/// Payloads up to this size are copied next to their header rather than
+/// queued as a chunk of their own: cheaper than another iovec, and for a
+/// client the copy is the masking pass.
+const INLINE_PAYLOAD: usize = 512;
+
+/// Encoded frames waiting to be written, in order.
+#[derive(Debug, Default)]
+pub struct OutQueue {
+    /// Chunks that go before `tail`.
+    chunks: VecDeque<Bytes>,
+    /// Where headers and small payloads accumulate.
+    tail: BytesMut,
+    len: usize,
+    /// Bytes ever pushed and ever consumed: positions in the stream.
+    pushed: u64,
+    consumed: u64,
+}
+
+impl OutQueue {
+    /// Appends one frame. The header's masking key, if any, is applied to the
+    /// payload: in place when the caller's `Bytes` is not shared, else while
+    /// copying it.
+    pub fn push_frame(&mut self, header: &FrameHeader, payload: Bytes) {
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        self.tail.extend_from_slice(&head[..head_len]);
+        let total = head_len + payload.len();
+        if payload.len() <= INLINE_PAYLOAD {
+            let start = self.tail.len();
+            self.tail.put_slice(&payload);
+            if let Some(key) = header.mask {
+                apply_mask(&mut self.tail[start..], key, 0);
+            }
+        } else {
+            let payload = match header.mask {
+                Some(key) => masked(payload, key),
+                None => payload,
+            };
+            self.chunks.push_back(self.tail.split().freeze());
+            self.chunks.push_back(payload);
+        }
+        self.len += total;
+        self.pushed += total as u64;
+    }
+
+    /// Bytes waiting to be written.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The stream position after the last byte pushed so far.
+    pub fn pushed_position(&self) -> u64 {
+        self.pushed
+    }
+
+    /// The stream position after the last byte written so far.
+    pub fn consumed_position(&self) -> u64 {
+        self.consumed
+    }
+}
+
+fn masked(payload: Bytes, key: [u8; 4]) -> Bytes {
+    let mut owned = payload.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    apply_mask(&mut owned, key, 0);
+    owned.freeze()
+}
+
+impl Buf for OutQueue {
+    fn remaining(&self) -> usize {
+        self.len
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self.chunks.front() {
+            Some(chunk) => chunk,
+            None => &self.tail,
+        }
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        assert!(cnt <= self.len, "advance past the end of the queue");
+        self.len -= cnt;
+        self.consumed += cnt as u64;
+        while cnt > 0 {
+            match self.chunks.front_mut() {
+                Some(chunk) if chunk.len() <= cnt => {
+                    cnt -= chunk.len();
+                    self.chunks.pop_front();
+                }
+                Some(chunk) => {
+                    chunk.advance(cnt);
+                    return;
+                }
+                None => {
+                    self.tail.advance(cnt);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        let chunks = self.chunks.iter().map(|c| &c[..]).chain(std::iter::once(&self.tail[..]));
+        for chunk in chunks.filter(|c| !c.is_empty()) {
+            let Some(slot) = dst.get_mut(n) else { break };
+            *slot = IoSlice::new(chunk);
+            n += 1;
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::frame::OpCode;
+
+    fn header(len: usize, mask: Option<[u8; 4]>) -> FrameHeader {
+        FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Binary,
+            mask,
+            payload_len: len as u64,
+        }
+    }
+
+    fn drain(queue: &mut OutQueue, step: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while queue.has_remaining() {
+            let n = queue.chunk().len().min(step);
+            out.extend_from_slice(&queue.chunk()[..n]);
+            queue.advance(n);
+        }
+        out
+    }
+
+    #[test]
+    fn small_and_large_frames_come_out_in_order() {
+        let mut queue = OutQueue::default();
+        let big = Bytes::from(vec![7u8; 5000]);
+        queue.push_frame(&header(3, None), Bytes::from_static(b"abc"));
+        queue.push_frame(&header(5000, None), big.clone());
+        queue.push_frame(&header(2, None), Bytes::from_static(b"xy"));
+        let mut expected = vec![0x82, 3, b'a', b'b', b'c', 0x82, 126, 0x13, 0x88];
+        expected.extend_from_slice(&big);
+        expected.extend_from_slice(&[0x82, 2, b'x', b'y']);
+        assert_eq!(queue.len(), expected.len());
+        let mut slices = [IoSlice::new(&[]); 8];
+        assert_eq!(queue.chunks_vectored(&mut slices), 3);
+        assert_eq!(drain(&mut queue, 1000), expected);
+        assert_eq!(queue.consumed_position(), queue.pushed_position());
+    }
+
+    #[test]
+    fn large_unique_payload_is_masked_in_place_and_shared_one_is_copied() {
+        let key = [0xAA, 0x55, 0x0F, 0xF0];
+        for shared in [false, true] {
+            let data = vec![0x11u8; 4096];
+            let payload = Bytes::from(data.clone());
+            let keep = shared.then(|| payload.clone());
+            let mut queue = OutQueue::default();
+            queue.push_frame(&header(4096, Some(key)), payload);
+            let out = drain(&mut queue, 333);
+            let mut unmasked = out[8..].to_vec();
+            apply_mask(&mut unmasked, key, 0);
+            assert_eq!(unmasked, data);
+            if let Some(original) = keep {
+                assert_eq!(&original[..], &data[..], "a shared payload must not be changed");
+            }
+        }
+    }
+}
