@@ -1,3 +1,4 @@
 //! wsstream
 #![allow(missing_docs)]
+pub mod handshake;
 pub mod proto;

@@ -1,0 +1,260 @@
+//! The client side: the upgrade request and the checks on the response.
+
+use std::fmt::Write as _;
+
+use bytes::{Buf, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+use super::error::HandshakeError;
+use super::key::{accept_key, generate_key};
+use super::target::Target;
+use super::tokens::has_token;
+use super::{MAX_HEADERS, MAX_HEAD_LEN};
+
+/// What the server agreed to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The subprotocol the server chose, if any.
+    pub protocol: Option<String>,
+    /// The extensions in force, as the `Sec-WebSocket-Extensions` value
+    /// (empty when none).
+    pub extensions: String,
+}
+
+/// One client handshake: the request to send and what its answer must be.
+#[derive(Debug, Clone)]
+pub struct ClientHandshake {
+    request: Vec<u8>,
+    accept: String,
+    protocols: Vec<String>,
+}
+
+impl ClientHandshake {
+    /// Builds the request. `protocols` must already be valid (see
+    /// [`validate_protocols`](super::validate_protocols)); `headers` may not
+    /// contain the fields the handshake sets itself.
+    pub fn new(target: &Target, protocols: &[String], headers: &HeaderMap) -> std::io::Result<Self> {
+        let key = generate_key()?;
+        let mut head = String::with_capacity(256);
+        // Writing to a String cannot fail.
+        let _ = write!(
+            head,
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",
+            target.resource, target.host_header
+        );
+        if !protocols.is_empty() {
+            let _ = write!(head, "Sec-WebSocket-Protocol: {}\r\n", protocols.join(", "));
+        }
+        let mut request = head.into_bytes();
+        for (name, value) in headers {
+            request.extend_from_slice(name.as_str().as_bytes());
+            request.extend_from_slice(b": ");
+            request.extend_from_slice(value.as_bytes());
+            request.extend_from_slice(b"\r\n");
+        }
+        request.extend_from_slice(b"\r\n");
+        Ok(Self {
+            request,
+            accept: accept_key(key.as_bytes()),
+            protocols: protocols.to_vec(),
+        })
+    }
+
+    /// The request bytes to write.
+    pub fn request(&self) -> &[u8] {
+        &self.request
+    }
+
+    /// Checks the response at the front of `buf`. Returns `Ok(None)` while
+    /// the head is incomplete. On success the head is consumed and whatever
+    /// follows it (the first frames) stays in `buf`.
+    pub fn read_response(&self, buf: &mut BytesMut) -> Result<Option<Negotiated>, HandshakeError> {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut fields);
+        let head_len = match response.parse(buf)? {
+            httparse::Status::Complete(len) => len,
+            httparse::Status::Partial if buf.len() > MAX_HEAD_LEN => return Err(HandshakeError::HeadTooLarge),
+            httparse::Status::Partial => return Ok(None),
+        };
+        if head_len > MAX_HEAD_LEN {
+            return Err(HandshakeError::HeadTooLarge);
+        }
+        let code = response.code.unwrap_or(0);
+        if code != 101 {
+            let status = StatusCode::from_u16(code).map_err(|_| HandshakeError::Malformed(httparse::Error::Status))?;
+            return Err(HandshakeError::Status {
+                status,
+                headers: header_map(response.headers),
+            });
+        }
+        let negotiated = self.check(response.headers)?;
+        buf.advance(head_len);
+        Ok(Some(negotiated))
+    }
+
+    fn check(&self, fields: &[httparse::Header<'_>]) -> Result<Negotiated, HandshakeError> {
+        let find = |name: &'static str| fields.iter().filter(move |h| h.name.eq_ignore_ascii_case(name));
+        if !find("upgrade").any(|h| has_token(h.value, "websocket")) {
+            return Err(bad("Upgrade", "missing or not \"websocket\""));
+        }
+        if !find("connection").any(|h| has_token(h.value, "upgrade")) {
+            return Err(bad("Connection", "missing or without \"Upgrade\""));
+        }
+        let mut accepts = find("sec-websocket-accept");
+        match (accepts.next(), accepts.next()) {
+            (Some(h), None) if h.value.trim_ascii() == self.accept.as_bytes() => {}
+            (None, _) => return Err(bad("Sec-WebSocket-Accept", "missing")),
+            _ => return Err(bad("Sec-WebSocket-Accept", "does not match the key")),
+        }
+        let mut protocols = find("sec-websocket-protocol");
+        let protocol = match (protocols.next(), protocols.next()) {
+            (None, _) => None,
+            (Some(h), None) => {
+                let chosen = std::str::from_utf8(h.value)
+                    .map_err(|_| bad("Sec-WebSocket-Protocol", "not UTF-8"))?
+                    .trim();
+                if !self.protocols.iter().any(|p| p == chosen) {
+                    return Err(HandshakeError::UnexpectedProtocol(chosen.to_owned()));
+                }
+                Some(chosen.to_owned())
+            }
+            (Some(_), Some(_)) => return Err(bad("Sec-WebSocket-Protocol", "sent more than once")),
+        };
+        // No extension is offered yet, so any named one is unexpected.
+        if let Some(h) = find("sec-websocket-extensions").find(|h| !h.value.trim_ascii().is_empty()) {
+            return Err(HandshakeError::UnexpectedExtension(String::from_utf8_lossy(h.value).into_owned()));
+        }
+        Ok(Negotiated {
+            protocol,
+            extensions: String::new(),
+        })
+    }
+}
+
+fn bad(name: &'static str, problem: &'static str) -> HandshakeError {
+    HandshakeError::BadHeader { name, problem }
+}
+
+/// Copies parsed fields into a `HeaderMap`, skipping any that `http` rejects.
+pub(crate) fn header_map(fields: &[httparse::Header<'_>]) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for field in fields {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(field.name.as_bytes()),
+            HeaderValue::from_bytes(field.value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handshake(protocols: &[&str]) -> ClientHandshake {
+        let target = Target::parse("ws://example.test:9000/chat?x=1").unwrap();
+        let protocols: Vec<String> = protocols.iter().map(|s| s.to_string()).collect();
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_static("Bearer t"));
+        ClientHandshake::new(&target, &protocols, &headers).unwrap()
+    }
+
+    fn key_of(request: &[u8]) -> String {
+        let text = std::str::from_utf8(request).unwrap();
+        let line = text.lines().find(|l| l.starts_with("Sec-WebSocket-Key: ")).unwrap();
+        line["Sec-WebSocket-Key: ".len()..].to_owned()
+    }
+
+    fn response(hs: &ClientHandshake, extra: &str) -> BytesMut {
+        let accept = accept_key(key_of(hs.request()).as_bytes());
+        BytesMut::from(
+            format!(
+                "HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\nconnection: keep-alive, UPGRADE\r\n\
+                 sec-websocket-accept: {accept}\r\n{extra}\r\n"
+            )
+            .as_str(),
+        )
+    }
+
+    #[test]
+    fn request_has_every_required_field() {
+        let hs = handshake(&["chat", "superchat"]);
+        let text = std::str::from_utf8(hs.request()).unwrap();
+        assert!(text.starts_with("GET /chat?x=1 HTTP/1.1\r\nHost: example.test:9000\r\n"));
+        for field in [
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            "Sec-WebSocket-Version: 13",
+            "Sec-WebSocket-Protocol: chat, superchat",
+            "authorization: Bearer t",
+        ] {
+            assert!(text.contains(&format!("{field}\r\n")), "missing {field}");
+        }
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn valid_response_keeps_the_bytes_after_the_head() {
+        let hs = handshake(&["chat"]);
+        let mut buf = response(&hs, "Sec-WebSocket-Protocol: chat\r\n");
+        buf.extend_from_slice(b"\x81\x02hi");
+        let negotiated = hs.read_response(&mut buf).unwrap().unwrap();
+        assert_eq!(negotiated.protocol.as_deref(), Some("chat"));
+        assert_eq!(&buf[..], b"\x81\x02hi");
+    }
+
+    #[test]
+    fn partial_head_waits() {
+        let hs = handshake(&[]);
+        let full = response(&hs, "");
+        for cut in 0..full.len() {
+            let mut buf = BytesMut::from(&full[..cut]);
+            assert!(hs.read_response(&mut buf).unwrap().is_none(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn wrong_accept_protocol_or_extension_fails() {
+        let hs = handshake(&["chat"]);
+        let mut buf = BytesMut::from(
+            "HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n",
+        );
+        assert!(matches!(hs.read_response(&mut buf), Err(HandshakeError::BadHeader { name: "Sec-WebSocket-Accept", .. })));
+        let mut buf = response(&hs, "Sec-WebSocket-Protocol: other\r\n");
+        assert!(matches!(hs.read_response(&mut buf), Err(HandshakeError::UnexpectedProtocol(p)) if p == "other"));
+        let hs_none = handshake(&[]);
+        let mut buf = response(&hs_none, "Sec-WebSocket-Protocol: chat\r\n");
+        assert!(matches!(hs_none.read_response(&mut buf), Err(HandshakeError::UnexpectedProtocol(_))));
+        let mut buf = response(&hs, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+        assert!(matches!(hs.read_response(&mut buf), Err(HandshakeError::UnexpectedExtension(_))));
+    }
+
+    #[test]
+    fn non_101_status_carries_status_and_headers() {
+        let hs = handshake(&[]);
+        let mut buf = BytesMut::from("HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n");
+        match hs.read_response(&mut buf) {
+            Err(HandshakeError::Status { status, headers }) => {
+                assert_eq!(status, StatusCode::FOUND);
+                assert_eq!(headers["location"], "/elsewhere");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn endless_head_is_capped() {
+        let hs = handshake(&[]);
+        let mut buf = BytesMut::from("HTTP/1.1 101 OK\r\n");
+        while buf.len() <= MAX_HEAD_LEN {
+            buf.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        assert!(matches!(
+            hs.read_response(&mut buf),
+            Err(HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders)
+        ));
+    }
+}

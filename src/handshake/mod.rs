@@ -1,0 +1,35 @@
+//! The HTTP/1.1 upgrade handshake (RFC 6455 §4), without I/O: building and
+//! checking requests and responses as bytes.
+
+mod client;
+mod error;
+mod key;
+mod server;
+mod target;
+mod tokens;
+
+pub use client::{ClientHandshake, Negotiated};
+pub use error::HandshakeError;
+pub use key::{accept_key, generate_key};
+pub use server::{parse_request, reject_response, RequestHead, ServerReply};
+pub use target::{InvalidUrl, Target};
+pub use tokens::{is_token, validate_protocols};
+
+/// The largest request or response head accepted (64 KiB). A longer one
+/// fails the handshake instead of growing a buffer without bound.
+pub const MAX_HEAD_LEN: usize = 64 * 1024;
+
+/// The most header fields accepted in one head.
+pub const MAX_HEADERS: usize = 128;
+
+/// Header fields the handshake sets itself; user headers may not replace them.
+pub(crate) const RESERVED_HEADERS: [&str; 8] = [
+    "host",
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "content-length",
+];
