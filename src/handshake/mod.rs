@@ -3,6 +3,7 @@
 
 mod client;
 mod error;
+mod head;
 mod key;
 mod server;
 mod target;
@@ -10,6 +11,7 @@ mod tokens;
 
 pub use client::{ClientHandshake, Negotiated};
 pub use error::HandshakeError;
+pub use head::HeadScan;
 pub use key::{accept_key, generate_key};
 pub use server::{parse_request, reject_response, RequestHead, ServerReply};
 pub use target::{InvalidUrl, Target};

@@ -1,0 +1,44 @@
+//! Finding the end of an HTTP head without re-parsing it on every read, so
+//! a peer that drips its head a byte at a time costs linear time.
+
+/// Remembers how far a growing buffer has been searched for the blank line
+/// that ends a head.
+#[derive(Debug, Default, Clone)]
+pub struct HeadScan {
+    searched: usize,
+}
+
+impl HeadScan {
+    /// Whether `buf` now holds a blank line (`\n\n` or `\n\r\n`), searching
+    /// only what is new since the last call.
+    pub fn is_complete(&mut self, buf: &[u8]) -> bool {
+        let start = self.searched.saturating_sub(2);
+        self.searched = buf.len();
+        let window = &buf[start.min(buf.len())..];
+        window.windows(2).any(|w| w == b"\n\n") || window.windows(3).any(|w| w == b"\n\r\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_end_however_the_bytes_arrive() {
+        let head = b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n\r\nrest";
+        for step in 1..=head.len() {
+            let mut scan = HeadScan::default();
+            let mut found_at = None;
+            let mut end = 0;
+            while end < head.len() {
+                end = (end + step).min(head.len());
+                if scan.is_complete(&head[..end]) {
+                    found_at = Some(end);
+                    break;
+                }
+            }
+            let found_at = found_at.expect("end of head not found");
+            assert!(found_at >= 39, "step {step}: found at {found_at}");
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Moves bytes between the socket and the sans-io [`Connection`], and decides
+//! when the connection is over.
+//!
+//! Every poll path here is cancel-safe: bytes read are kept in `read_buf`
+//! and bytes to write in the connection's queue, never in a future's local
+//! state, so dropping a future between polls loses nothing.
+
+use std::io;
+use std::task::{ready, Poll};
+
+use bytes::BytesMut;
+use tokio_util::io::{poll_read_buf, poll_write_buf};
+
+use super::fanout::Fanout;
+use crate::proto::{Connection, Message};
+use crate::transport::BoxedTransport;
+use crate::{CloseInfo, Error};
+
+/// Free space wanted in the read buffer before each read.
+const READ_SPACE: usize = 4 * 1024;
+/// How much the read buffer grows by when it runs short.
+const READ_GROW: usize = 16 * 1024;
+
+/// How long a failed connection keeps reading before the socket is closed.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+/// How much a failed connection reads at most before the socket is closed.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// An open connection: the socket, the protocol state and the read buffer.
+pub(crate) struct Driver {
+    io: BoxedTransport,
+    pub(crate) proto: Connection,
+    read_buf: BytesMut,
+    high_water: usize,
+    eof: bool,
+    shut_down: bool,
+}
+
+/// What moving the connection forward produced.
+pub(crate) enum Progress {
+    /// A message for the reader.
+    Message(Message),
+    /// The connection is over: cleanly, with the peer's close, or not.
+    Ended(Result<CloseInfo, Error>),
+}
+
+impl Driver {
+    pub(crate) fn new(io: BoxedTransport, proto: Connection, read_buf: BytesMut, high_water: usize) -> Self {
+        Self {
+            io,
+            proto,
+            read_buf,
+            high_water,
+            eof: false,
+            shut_down: false,
+        }
+    }
+
+    /// Whether the writable should accept another message.
+    pub(crate) fn has_room(&self) -> bool {
+        self.proto.buffered() < self.high_water
+    }
+
+    /// Writes queued frames, many per system call, until the queue is empty
+    /// and the transport flushed. `Pending` registers `write` for the socket.
+    pub(crate) fn poll_write_queued(&mut self, write: &Fanout) -> Poll<io::Result<()>> {
+        let mut cx = write.context();
+        while self.proto.buffered() > 0 {
+            let n = ready!(poll_write_buf(self.io.as_mut(), &mut cx, self.proto.outgoing()))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+        }
+        self.io.as_mut().poll_flush(&mut cx)
+    }
+
+    /// Runs the connection until it yields a message, ends, or must wait.
+    /// Replies (pongs, close) are flushed along the way, but a full socket
+    /// never stops reading: the two directions do not wait on each other.
+    pub(crate) fn poll_progress(&mut self, read: &Fanout, write: &Fanout) -> Poll<Progress> {
+        loop {
+            let flushed = match self.poll_write_queued(write) {
+                Poll::Ready(Ok(())) => true,
+                Poll::Ready(Err(err)) => return Poll::Ready(Progress::Ended(Err(Error::io(err)))),
+                Poll::Pending => false,
+            };
+            if self.proto.is_closed() {
+                if !flushed {
+                    return Poll::Pending;
+                }
+                return self.poll_finish(write).map(Progress::Ended);
+            }
+            match self.proto.receive(&mut self.read_buf) {
+                Ok(Some(message)) => return Poll::Ready(Progress::Message(message)),
+                // A protocol error or the peer's close: `is_closed` now
+                // holds, and the next turn flushes our close frame.
+                Ok(None) | Err(_) if !self.proto.wants_input() => continue,
+                Ok(None) | Err(_) => {}
+            }
+            if self.eof {
+                return Poll::Ready(Progress::Ended(Err(Error::ConnectionLost)));
+            }
+            if self.read_buf.capacity() - self.read_buf.len() < READ_SPACE {
+                self.read_buf.reserve(READ_GROW);
+            }
+            match ready!(poll_read_buf(self.io.as_mut(), &mut read.context(), &mut self.read_buf)) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(err) => return Poll::Ready(Progress::Ended(Err(Error::io(err)))),
+            }
+        }
+    }
+
+    /// After the close handshake (or a protocol failure) with our close
+    /// frame written: shuts down the write side and reports the outcome.
+    fn poll_finish(&mut self, write: &Fanout) -> Poll<Result<CloseInfo, Error>> {
+        if !self.shut_down {
+            // A failed shutdown changes nothing: the close frames are out.
+            let _ = ready!(self.io.as_mut().poll_shutdown(&mut write.context()));
+            self.shut_down = true;
+        }
+        if let Some(err) = self.proto.failure() {
+            return Poll::Ready(Err(Error::Protocol(err.clone())));
+        }
+        let info = match self.proto.close_received() {
+            Some(Some(frame)) => CloseInfo {
+                code: frame.code().as_u16(),
+                reason: frame.reason().to_owned(),
+            },
+            _ => CloseInfo::NO_STATUS,
+        };
+        Poll::Ready(Ok(info))
+    }
+
+    /// Reads and discards what the peer still sends after the connection
+    /// failed, until it closes: closing a socket with unread bytes makes the
+    /// kernel send a reset, which can destroy our close frame before the
+    /// peer reads it.
+    /// Gives up after [`LINGER`] or [`LINGER_BYTES`], whichever comes first.
+    pub(crate) async fn linger(mut self) {
+        use tokio::io::AsyncReadExt;
+        let drain = async {
+            let mut sink = [0u8; 4096];
+            let mut left = LINGER_BYTES;
+            while left > 0 {
+                match self.io.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    }
+
+    /// Whether the peer has closed its side of the socket.
+    pub(crate) fn at_eof(&self) -> bool {
+        self.eof
+    }
+}

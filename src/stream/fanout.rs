@@ -1,0 +1,95 @@
+//! One waker that wakes many.
+//!
+//! A tokio socket keeps one waker per direction. When the reader task
+//! (flushing a pong) and the writer task both wait for the socket to become
+//! writable, the second registration would silently replace the first and
+//! one task would sleep forever. So the socket is always polled with a
+//! fan-out waker, and every task that waits registers with the fan-out.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Wake, Waker};
+
+/// The wakers of every task waiting for one readiness event.
+#[derive(Debug)]
+pub(crate) struct Fanout {
+    waiting: Mutex<Vec<Waker>>,
+    /// A waker for this fan-out, made once.
+    waker: Waker,
+}
+
+impl Fanout {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            waiting: Mutex::new(Vec::new()),
+            waker: Waker::from(Arc::new(Relay(me.clone()))),
+        })
+    }
+
+    /// Adds a task to be woken at the next event (once per task).
+    pub(crate) fn register(&self, waker: &Waker) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if !waiting.iter().any(|w| w.will_wake(waker)) {
+            waiting.push(waker.clone());
+        }
+    }
+
+    /// A context whose waker wakes every registered task.
+    pub(crate) fn context(&self) -> Context<'_> {
+        Context::from_waker(&self.waker)
+    }
+
+    /// Wakes every registered task; each registers again if it still waits.
+    pub(crate) fn wake_all(&self) {
+        let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
+        for waker in waiting {
+            waker.wake();
+        }
+    }
+}
+
+/// The waker handed to the socket. It holds the fan-out weakly, so the
+/// socket (owned by the connection) and the fan-out do not keep each other
+/// alive.
+struct Relay(std::sync::Weak<Fanout>);
+
+impl Wake for Relay {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(fanout) = self.0.upgrade() {
+            fanout.wake_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn every_registered_task_is_woken_once_per_event() {
+        let fanout = Fanout::new();
+        let a = Arc::new(Count(AtomicUsize::new(0)));
+        let b = Arc::new(Count(AtomicUsize::new(0)));
+        let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        fanout.register(&wa);
+        fanout.register(&wa);
+        fanout.register(&wb);
+        fanout.context().waker().wake_by_ref();
+        assert_eq!((a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst)), (1, 1));
+        // Woken tasks are forgotten until they register again.
+        fanout.context().waker().wake_by_ref();
+        assert_eq!(a.0.load(Ordering::SeqCst), 1);
+    }
+}

@@ -1,0 +1,12 @@
+//! The tokio layer: `WebSocketStream`, its halves, and what drives them.
+
+mod driver;
+mod fanout;
+mod halves;
+mod options;
+mod shared;
+mod websocket;
+
+pub use halves::{Readable, Writable};
+pub use options::{Options, ServerOptions, DEFAULT_WRITE_HIGH_WATER};
+pub use websocket::{CloseInfo, ClosedFuture, Opened, OpenedFuture, WebSocketStream};
