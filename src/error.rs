@@ -63,7 +63,9 @@ impl fmt::Display for Error {
             Self::InvalidUrl(_) => f.write_str("invalid WebSocket URL"),
             Self::InvalidProtocol(p) => write!(f, "invalid or duplicate subprotocol {p:?}"),
             Self::ReservedHeader(name) => write!(f, "header {name} is set by the handshake itself"),
-            Self::InvalidCloseCode(code) => write!(f, "close code {code} is not 1000 or in 3000-4999"),
+            Self::InvalidCloseCode(code) => {
+                write!(f, "close code {code} is not 1000 or in 3000-4999")
+            }
             Self::CloseReasonTooLong(len) => write!(f, "close reason of {len} bytes exceeds 123"),
             Self::TlsUnavailable(why) => write!(f, "TLS unavailable: {why}"),
             Self::NoRuntime => f.write_str("no tokio runtime to connect in"),
@@ -121,7 +123,10 @@ mod tests {
 
     #[test]
     fn display_names_this_level_and_source_the_cause() {
-        let err = Error::from(io::Error::new(io::ErrorKind::ConnectionReset, "reset by peer"));
+        let err = Error::from(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "reset by peer",
+        ));
         assert_eq!(err.to_string(), "I/O error");
         assert_eq!(err.source().unwrap().to_string(), "reset by peer");
         let err = Error::from(ProtocolError::InvalidUtf8);
@@ -131,6 +136,10 @@ mod tests {
 
     #[test]
     fn error_stays_small() {
-        assert!(std::mem::size_of::<Error>() <= 64, "{}", std::mem::size_of::<Error>());
+        assert!(
+            std::mem::size_of::<Error>() <= 64,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
     }
 }

@@ -33,7 +33,11 @@ impl ClientHandshake {
     /// Builds the request. `protocols` must already be valid (see
     /// [`validate_protocols`](super::validate_protocols)); `headers` may not
     /// contain the fields the handshake sets itself.
-    pub fn new(target: &Target, protocols: &[String], headers: &HeaderMap) -> std::io::Result<Self> {
+    pub fn new(
+        target: &Target,
+        protocols: &[String],
+        headers: &HeaderMap,
+    ) -> std::io::Result<Self> {
         let key = generate_key()?;
         let mut head = String::with_capacity(256);
         // Writing to a String cannot fail.
@@ -74,7 +78,9 @@ impl ClientHandshake {
         let mut response = httparse::Response::new(&mut fields);
         let head_len = match response.parse(buf)? {
             httparse::Status::Complete(len) => len,
-            httparse::Status::Partial if buf.len() > MAX_HEAD_LEN => return Err(HandshakeError::HeadTooLarge),
+            httparse::Status::Partial if buf.len() > MAX_HEAD_LEN => {
+                return Err(HandshakeError::HeadTooLarge)
+            }
             httparse::Status::Partial => return Ok(None),
         };
         if head_len > MAX_HEAD_LEN {
@@ -82,7 +88,8 @@ impl ClientHandshake {
         }
         let code = response.code.unwrap_or(0);
         if code != 101 {
-            let status = StatusCode::from_u16(code).map_err(|_| HandshakeError::Malformed(httparse::Error::Status))?;
+            let status = StatusCode::from_u16(code)
+                .map_err(|_| HandshakeError::Malformed(httparse::Error::Status))?;
             return Err(HandshakeError::Status {
                 status,
                 headers: header_map(response.headers),
@@ -94,7 +101,11 @@ impl ClientHandshake {
     }
 
     fn check(&self, fields: &[httparse::Header<'_>]) -> Result<Negotiated, HandshakeError> {
-        let find = |name: &'static str| fields.iter().filter(move |h| h.name.eq_ignore_ascii_case(name));
+        let find = |name: &'static str| {
+            fields
+                .iter()
+                .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        };
         if !find("upgrade").any(|h| has_token(h.value, "websocket")) {
             return Err(bad("Upgrade", "missing or not \"websocket\""));
         }
@@ -122,8 +133,11 @@ impl ClientHandshake {
             (Some(_), Some(_)) => return Err(bad("Sec-WebSocket-Protocol", "sent more than once")),
         };
         // No extension is offered yet, so any named one is unexpected.
-        if let Some(h) = find("sec-websocket-extensions").find(|h| !h.value.trim_ascii().is_empty()) {
-            return Err(HandshakeError::UnexpectedExtension(String::from_utf8_lossy(h.value).into_owned()));
+        if let Some(h) = find("sec-websocket-extensions").find(|h| !h.value.trim_ascii().is_empty())
+        {
+            return Err(HandshakeError::UnexpectedExtension(
+                String::from_utf8_lossy(h.value).into_owned(),
+            ));
         }
         Ok(Negotiated {
             protocol,
@@ -164,7 +178,10 @@ mod tests {
 
     fn key_of(request: &[u8]) -> String {
         let text = std::str::from_utf8(request).unwrap();
-        let line = text.lines().find(|l| l.starts_with("Sec-WebSocket-Key: ")).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Sec-WebSocket-Key: "))
+            .unwrap();
         line["Sec-WebSocket-Key: ".len()..].to_owned()
     }
 
@@ -222,20 +239,36 @@ mod tests {
         let mut buf = BytesMut::from(
             "HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n",
         );
-        assert!(matches!(hs.read_response(&mut buf), Err(HandshakeError::BadHeader { name: "Sec-WebSocket-Accept", .. })));
+        assert!(matches!(
+            hs.read_response(&mut buf),
+            Err(HandshakeError::BadHeader {
+                name: "Sec-WebSocket-Accept",
+                ..
+            })
+        ));
         let mut buf = response(&hs, "Sec-WebSocket-Protocol: other\r\n");
-        assert!(matches!(hs.read_response(&mut buf), Err(HandshakeError::UnexpectedProtocol(p)) if p == "other"));
+        assert!(
+            matches!(hs.read_response(&mut buf), Err(HandshakeError::UnexpectedProtocol(p)) if p == "other")
+        );
         let hs_none = handshake(&[]);
         let mut buf = response(&hs_none, "Sec-WebSocket-Protocol: chat\r\n");
-        assert!(matches!(hs_none.read_response(&mut buf), Err(HandshakeError::UnexpectedProtocol(_))));
+        assert!(matches!(
+            hs_none.read_response(&mut buf),
+            Err(HandshakeError::UnexpectedProtocol(_))
+        ));
         let mut buf = response(&hs, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
-        assert!(matches!(hs.read_response(&mut buf), Err(HandshakeError::UnexpectedExtension(_))));
+        assert!(matches!(
+            hs.read_response(&mut buf),
+            Err(HandshakeError::UnexpectedExtension(_))
+        ));
     }
 
     #[test]
     fn non_101_status_carries_status_and_headers() {
         let hs = handshake(&[]);
-        let mut buf = BytesMut::from("HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n");
+        let mut buf = BytesMut::from(
+            "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
+        );
         match hs.read_response(&mut buf) {
             Err(HandshakeError::Status { status, headers }) => {
                 assert_eq!(status, StatusCode::FOUND);

@@ -52,9 +52,15 @@ impl fmt::Display for HandshakeError {
             Self::TooManyHeaders => f.write_str("HTTP head has too many header fields"),
             Self::Incomplete => f.write_str("connection ended during the handshake"),
             Self::BadHeader { name, problem } => write!(f, "header {name}: {problem}"),
-            Self::UnexpectedProtocol(p) => write!(f, "server chose subprotocol {p:?}, which was not offered"),
-            Self::UnexpectedExtension(e) => write!(f, "server chose extension {e:?}, which was not offered"),
-            Self::Rejected { status, reason } => write!(f, "rejected upgrade request with {status}: {reason}"),
+            Self::UnexpectedProtocol(p) => {
+                write!(f, "server chose subprotocol {p:?}, which was not offered")
+            }
+            Self::UnexpectedExtension(e) => {
+                write!(f, "server chose extension {e:?}, which was not offered")
+            }
+            Self::Rejected { status, reason } => {
+                write!(f, "rejected upgrade request with {status}: {reason}")
+            }
         }
     }
 }

@@ -29,7 +29,9 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Handshak
     let mut parsed = httparse::Request::new(&mut fields);
     let head_len = match parsed.parse(buf)? {
         httparse::Status::Complete(len) => len,
-        httparse::Status::Partial if buf.len() > MAX_HEAD_LEN => return Err(HandshakeError::HeadTooLarge),
+        httparse::Status::Partial if buf.len() > MAX_HEAD_LEN => {
+            return Err(HandshakeError::HeadTooLarge)
+        }
         httparse::Status::Partial => return Ok(None),
     };
     if head_len > MAX_HEAD_LEN {
@@ -37,36 +39,64 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Handshak
     }
     let reject = |status, reason| HandshakeError::Rejected { status, reason };
     if parsed.method != Some("GET") {
-        return Err(reject(StatusCode::METHOD_NOT_ALLOWED, "WebSocket upgrades use GET"));
+        return Err(reject(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "WebSocket upgrades use GET",
+        ));
     }
     if parsed.version != Some(1) {
-        return Err(reject(StatusCode::BAD_REQUEST, "WebSocket upgrades need HTTP/1.1"));
+        return Err(reject(
+            StatusCode::BAD_REQUEST,
+            "WebSocket upgrades need HTTP/1.1",
+        ));
     }
     let fields = parsed.headers;
-    let find = |name: &'static str| fields.iter().filter(move |h| h.name.eq_ignore_ascii_case(name));
+    let find = |name: &'static str| {
+        fields
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+    };
     if find("host").next().is_none() {
         return Err(reject(StatusCode::BAD_REQUEST, "missing Host"));
     }
     if !find("upgrade").any(|h| has_token(h.value, "websocket")) {
-        return Err(reject(StatusCode::UPGRADE_REQUIRED, "missing Upgrade: websocket"));
+        return Err(reject(
+            StatusCode::UPGRADE_REQUIRED,
+            "missing Upgrade: websocket",
+        ));
     }
     if !find("connection").any(|h| has_token(h.value, "upgrade")) {
-        return Err(reject(StatusCode::BAD_REQUEST, "missing Connection: Upgrade"));
+        return Err(reject(
+            StatusCode::BAD_REQUEST,
+            "missing Connection: Upgrade",
+        ));
     }
     if !find("sec-websocket-version").any(|h| h.value.trim_ascii() == b"13") {
-        return Err(reject(StatusCode::UPGRADE_REQUIRED, "only Sec-WebSocket-Version 13 is supported"));
+        return Err(reject(
+            StatusCode::UPGRADE_REQUIRED,
+            "only Sec-WebSocket-Version 13 is supported",
+        ));
     }
     let mut keys = find("sec-websocket-key");
     let key = match (keys.next(), keys.next()) {
         (Some(h), None) if is_valid_key(h.value.trim_ascii()) => {
             String::from_utf8_lossy(h.value.trim_ascii()).into_owned()
         }
-        _ => return Err(reject(StatusCode::BAD_REQUEST, "missing or invalid Sec-WebSocket-Key")),
+        _ => {
+            return Err(reject(
+                StatusCode::BAD_REQUEST,
+                "missing or invalid Sec-WebSocket-Key",
+            ))
+        }
     };
     let mut protocols = Vec::new();
     for field in find("sec-websocket-protocol") {
-        let value = std::str::from_utf8(field.value)
-            .map_err(|_| reject(StatusCode::BAD_REQUEST, "Sec-WebSocket-Protocol is not UTF-8"))?;
+        let value = std::str::from_utf8(field.value).map_err(|_| {
+            reject(
+                StatusCode::BAD_REQUEST,
+                "Sec-WebSocket-Protocol is not UTF-8",
+            )
+        })?;
         protocols.extend(split_list(value).map(str::to_owned));
     }
     let mut request = Request::new(());
@@ -78,7 +108,11 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Handshak
         .map_err(|_| reject(StatusCode::BAD_REQUEST, "invalid request target"))?;
     *request.headers_mut() = header_map(fields);
     buf.advance(head_len);
-    Ok(Some(RequestHead { request, protocols, key }))
+    Ok(Some(RequestHead {
+        request,
+        protocols,
+        key,
+    }))
 }
 
 /// The 101 answer to an accepted request.
@@ -134,7 +168,8 @@ mod tests {
 
     #[test]
     fn accepts_the_rfc_example_and_answers_with_its_accept_key() {
-        let mut buf = request("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, superchat\r\n");
+        let mut buf =
+            request("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, superchat\r\n");
         buf.extend_from_slice(b"\x81");
         let head = parse_request(&mut buf).unwrap().unwrap();
         assert_eq!(head.protocols, ["chat", "superchat"]);
@@ -150,19 +185,28 @@ mod tests {
         let mut buf = request("Sec-WebSocket-Version: 8\r\n");
         assert!(matches!(
             parse_request(&mut buf),
-            Err(HandshakeError::Rejected { status: StatusCode::UPGRADE_REQUIRED, .. })
+            Err(HandshakeError::Rejected {
+                status: StatusCode::UPGRADE_REQUIRED,
+                ..
+            })
         ));
         let mut buf = BytesMut::from(
             "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
         );
         assert!(matches!(
             parse_request(&mut buf),
-            Err(HandshakeError::Rejected { status: StatusCode::BAD_REQUEST, .. })
+            Err(HandshakeError::Rejected {
+                status: StatusCode::BAD_REQUEST,
+                ..
+            })
         ));
         let mut buf = BytesMut::from("POST / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(matches!(
             parse_request(&mut buf),
-            Err(HandshakeError::Rejected { status: StatusCode::METHOD_NOT_ALLOWED, .. })
+            Err(HandshakeError::Rejected {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                ..
+            })
         ));
     }
 

@@ -76,7 +76,8 @@ impl Target {
         if url.scheme() != ws_scheme {
             // http and https are special schemes like ws and wss, so the
             // change is always allowed; checked anyway.
-            url.set_scheme(ws_scheme).map_err(|()| InvalidUrl::Scheme(ws_scheme.to_owned()))?;
+            url.set_scheme(ws_scheme)
+                .map_err(|()| InvalidUrl::Scheme(ws_scheme.to_owned()))?;
         }
         let default_port = if tls { 443 } else { 80 };
         let port = url.port().unwrap_or(default_port);
@@ -120,7 +121,10 @@ mod tests {
         assert_eq!(t.resource, "/chat?room=1");
         let t = Target::parse("http://example.test:8080").unwrap();
         assert!(!t.tls);
-        assert_eq!((t.port, t.host_header.as_str(), t.resource.as_str()), (8080, "example.test:8080", "/"));
+        assert_eq!(
+            (t.port, t.host_header.as_str(), t.resource.as_str()),
+            (8080, "example.test:8080", "/")
+        );
     }
 
     #[test]
@@ -134,9 +138,15 @@ mod tests {
 
     #[test]
     fn other_schemes_and_fragments_fail() {
-        assert_eq!(Target::parse("ftp://x/"), Err(InvalidUrl::Scheme("ftp".into())));
+        assert_eq!(
+            Target::parse("ftp://x/"),
+            Err(InvalidUrl::Scheme("ftp".into()))
+        );
         assert_eq!(Target::parse("ws://x/#frag"), Err(InvalidUrl::Fragment));
         assert_eq!(Target::parse("ws://x/#"), Err(InvalidUrl::Fragment));
-        assert!(matches!(Target::parse("not a url"), Err(InvalidUrl::Parse(_))));
+        assert!(matches!(
+            Target::parse("not a url"),
+            Err(InvalidUrl::Parse(_))
+        ));
     }
 }

@@ -3,9 +3,8 @@
 /// Whether `s` is an HTTP token (RFC 9110 §5.6.2), as a subprotocol must be.
 pub fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Checks subprotocols the WHATWG way: each a token, no duplicates
@@ -16,7 +15,10 @@ pub fn validate_protocols<S: AsRef<str>>(protocols: &[S]) -> Result<(), String> 
         if !is_token(protocol) {
             return Err(protocol.to_owned());
         }
-        if protocols[..i].iter().any(|p| p.as_ref().eq_ignore_ascii_case(protocol)) {
+        if protocols[..i]
+            .iter()
+            .any(|p| p.as_ref().eq_ignore_ascii_case(protocol))
+        {
             return Err(protocol.to_owned());
         }
     }
@@ -49,7 +51,10 @@ mod tests {
     #[test]
     fn protocols_follow_whatwg_rules() {
         assert!(validate_protocols(&["chat", "v2.json"]).is_ok());
-        assert_eq!(validate_protocols(&["chat", "CHAT"]), Err("CHAT".to_owned()));
+        assert_eq!(
+            validate_protocols(&["chat", "CHAT"]),
+            Err("CHAT".to_owned())
+        );
         assert_eq!(validate_protocols(&["a b"]), Err("a b".to_owned()));
         assert_eq!(validate_protocols(&[""]), Err(String::new()));
         assert_eq!(validate_protocols(&["x,y"]), Err("x,y".to_owned()));

@@ -68,6 +68,9 @@ pub struct Connection {
     close_sent: bool,
     close_received: Option<Option<CloseFrame>>,
     failure: Option<ProtocolError>,
+    /// Where the last queued control frame ends: until it is written, the
+    /// queue should be flushed without waiting for the writer.
+    urgent_end: u64,
 }
 
 impl Connection {
@@ -85,6 +88,7 @@ impl Connection {
             close_sent: false,
             close_received: None,
             failure: None,
+            urgent_end: 0,
         }
     }
 
@@ -140,7 +144,9 @@ impl Connection {
                 let close = parse_close(&payload)?;
                 if !self.close_sent {
                     // Echo the code, as peers expect (RFC 6455 §5.5.1).
-                    let reply = close.as_ref().map(|c| CloseFrame::from_parts(c.code(), Utf8Bytes::default()));
+                    let reply = close
+                        .as_ref()
+                        .map(|c| CloseFrame::from_parts(c.code(), Utf8Bytes::default()));
                     self.queue_close(reply.as_ref());
                 }
                 self.close_received = Some(close);
@@ -193,6 +199,13 @@ impl Connection {
         self.out.len()
     }
 
+    /// Whether a control frame (pong, ping, close) waits to be written: the
+    /// reader should flush rather than leave it to the writer's batching.
+    pub fn has_urgent(&self) -> bool {
+        self.out.consumed_position() < self.urgent_end
+            || self.pending_pong.is_some() && self.queued_pongs.is_empty()
+    }
+
     /// Whether a close frame has been queued (by us, as initiator or reply).
     pub fn close_sent(&self) -> bool {
         self.close_sent
@@ -242,6 +255,9 @@ impl Connection {
             payload_len: payload.len() as u64,
         };
         self.out.push_frame(&header, payload);
+        if opcode.is_control() {
+            self.urgent_end = self.out.pushed_position();
+        }
         Ok(())
     }
 
@@ -391,7 +407,10 @@ impl FrameObserver for MessageChecks<'_> {
             _ => false,
         };
         if text {
-            self.incoming.utf8.feed(piece).map_err(|_| ProtocolError::InvalidUtf8)?;
+            self.incoming
+                .utf8
+                .feed(piece)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         Ok(())
     }

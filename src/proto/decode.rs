@@ -104,7 +104,11 @@ impl FrameDecoder {
                 buf.advance(header_len);
                 // `check` bounded the length by `max_frame_size`, a usize.
                 let len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
-                self.current.insert(Partial { header, len, seen: 0 })
+                self.current.insert(Partial {
+                    header,
+                    len,
+                    seen: 0,
+                })
             }
         };
         let available = buf.len().min(partial.len);
@@ -223,7 +227,10 @@ mod tests {
     fn reserved_bits_need_an_extension() {
         let mut decoder = FrameDecoder::new(Role::Client, 1000);
         let mut buf = BytesMut::from(&[0xC2u8, 0][..]);
-        assert_eq!(decoder.decode(&mut buf), Err(ProtocolError::ReservedBits(0x40)));
+        assert_eq!(
+            decoder.decode(&mut buf),
+            Err(ProtocolError::ReservedBits(0x40))
+        );
         let mut decoder = FrameDecoder::new(Role::Client, 1000);
         decoder.allow_rsv(0x40);
         let mut buf = BytesMut::from(&[0xC2u8, 0][..]);
@@ -259,6 +266,10 @@ mod tests {
         let mut decoder = FrameDecoder::new(Role::Client, 1 << 30);
         let mut buf = BytesMut::from(&[0x82u8, 127, 0, 0, 0, 0, 0x10, 0, 0, 0][..]);
         assert_eq!(decoder.decode(&mut buf), Ok(None));
-        assert!(buf.capacity() <= 2 * RESERVE_STEP, "capacity {}", buf.capacity());
+        assert!(
+            buf.capacity() <= 2 * RESERVE_STEP,
+            "capacity {}",
+            buf.capacity()
+        );
     }
 }

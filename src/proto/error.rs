@@ -67,14 +67,20 @@ impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::ReservedOpcode(op) => write!(f, "frame uses reserved opcode {op:#x}"),
-            Self::ReservedBits(bits) => write!(f, "frame sets reserved bits {bits:#04x} with no extension"),
+            Self::ReservedBits(bits) => {
+                write!(f, "frame sets reserved bits {bits:#04x} with no extension")
+            }
             Self::FragmentedControl => f.write_str("control frame is fragmented"),
             Self::ControlTooLong => f.write_str("control frame payload exceeds 125 bytes"),
             Self::InvalidLength => f.write_str("64-bit payload length has its top bit set"),
             Self::UnmaskedFrame => f.write_str("client frame is not masked"),
             Self::MaskedFrame => f.write_str("server frame is masked"),
-            Self::UnexpectedContinuation => f.write_str("continuation frame without a message in progress"),
-            Self::ExpectedContinuation => f.write_str("new message started before the previous one ended"),
+            Self::UnexpectedContinuation => {
+                f.write_str("continuation frame without a message in progress")
+            }
+            Self::ExpectedContinuation => {
+                f.write_str("new message started before the previous one ended")
+            }
             Self::InvalidUtf8 => f.write_str("text is not valid UTF-8"),
             Self::InvalidCloseCode(code) => write!(f, "close code {code} may not be sent"),
             Self::InvalidClosePayload => f.write_str("close frame payload is one byte long"),

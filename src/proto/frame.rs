@@ -193,7 +193,14 @@ mod tests {
 
     #[test]
     fn lengths_use_the_shortest_encoding() {
-        for (len, expect) in [(0u64, 2), (125, 2), (126, 4), (65535, 4), (65536, 10), (1 << 40, 10)] {
+        for (len, expect) in [
+            (0u64, 2),
+            (125, 2),
+            (126, 4),
+            (65535, 4),
+            (65536, 10),
+            (1 << 40, 10),
+        ] {
             let header = FrameHeader {
                 fin: true,
                 rsv: 0,
@@ -222,8 +229,14 @@ mod tests {
 
     #[test]
     fn control_frames_are_short_and_final() {
-        assert_eq!(FrameHeader::parse(&[0x09, 0]), Err(ProtocolError::FragmentedControl));
-        assert_eq!(FrameHeader::parse(&[0x89, 126, 0, 126]), Err(ProtocolError::ControlTooLong));
+        assert_eq!(
+            FrameHeader::parse(&[0x09, 0]),
+            Err(ProtocolError::FragmentedControl)
+        );
+        assert_eq!(
+            FrameHeader::parse(&[0x89, 126, 0, 126]),
+            Err(ProtocolError::ControlTooLong)
+        );
         assert!(FrameHeader::parse(&[0x89, 125]).is_ok());
     }
 

@@ -11,7 +11,9 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let (head, rest) = buf.split_at_mut(head_len);
     xor_bytes(head, key);
     let key = rotate_key(key, head_len);
-    let word = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let word = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
     let mut chunks = rest.chunks_exact_mut(8);
     for chunk in &mut chunks {
         let mut bytes = [0u8; 8];

@@ -359,6 +359,9 @@ mod tests {
     #[test]
     fn text_rejects_invalid_utf8() {
         assert!(Utf8Bytes::try_from(Bytes::from_static(b"\xff")).is_err());
-        assert_eq!(Utf8Bytes::try_from(Bytes::from_static(b"ok")).unwrap(), "ok");
+        assert_eq!(
+            Utf8Bytes::try_from(Bytes::from_static(b"ok")).unwrap(),
+            "ok"
+        );
     }
 }

@@ -80,7 +80,9 @@ impl OutQueue {
 }
 
 fn masked(payload: Bytes, key: [u8; 4]) -> Bytes {
-    let mut owned = payload.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    let mut owned = payload
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
     apply_mask(&mut owned, key, 0);
     owned.freeze()
 }
@@ -121,7 +123,11 @@ impl Buf for OutQueue {
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
-        let chunks = self.chunks.iter().map(|c| &c[..]).chain(std::iter::once(&self.tail[..]));
+        let chunks = self
+            .chunks
+            .iter()
+            .map(|c| &c[..])
+            .chain(std::iter::once(&self.tail[..]));
         for chunk in chunks.filter(|c| !c.is_empty()) {
             let Some(slot) = dst.get_mut(n) else { break };
             *slot = IoSlice::new(chunk);
@@ -187,7 +193,11 @@ mod tests {
             apply_mask(&mut unmasked, key, 0);
             assert_eq!(unmasked, data);
             if let Some(original) = keep {
-                assert_eq!(&original[..], &data[..], "a shared payload must not be changed");
+                assert_eq!(
+                    &original[..],
+                    &data[..],
+                    "a shared payload must not be changed"
+                );
             }
         }
     }

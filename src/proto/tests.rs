@@ -41,7 +41,10 @@ fn sent_frames(conn: &mut Connection) -> Vec<Frame> {
     }
     let mut decoder = FrameDecoder::new(peer, usize::MAX);
     let mut frames = Vec::new();
-    while let Some(frame) = decoder.decode(&mut wire).expect("our own output must parse") {
+    while let Some(frame) = decoder
+        .decode(&mut wire)
+        .expect("our own output must parse")
+    {
         frames.push(frame);
     }
     assert!(wire.is_empty(), "trailing bytes in our output");
@@ -76,7 +79,12 @@ fn fragments_reassemble_with_control_frames_between_them() {
         let mut wire = peer_frame(role, OpCode::Text, false, "Hello, ".as_bytes());
         wire.extend(peer_frame(role, OpCode::Ping, true, b"p1"));
         wire.extend(peer_frame(role, OpCode::Continuation, false, &[]));
-        wire.extend(peer_frame(role, OpCode::Continuation, true, "wörld".as_bytes()));
+        wire.extend(peer_frame(
+            role,
+            OpCode::Continuation,
+            true,
+            "wörld".as_bytes(),
+        ));
         let messages = feed(&mut conn, &wire).unwrap();
         assert_eq!(messages, vec![Message::text("Hello, wörld")]);
         let sent = sent_frames(&mut conn);
@@ -92,10 +100,18 @@ fn invalid_utf8_fails_mid_fragment_before_the_message_ends() {
     for mut conn in both_roles() {
         // A valid first fragment, then a non-final one with a bad byte.
         let mut wire = peer_frame(conn.role(), OpCode::Text, false, b"fine");
-        wire.extend(peer_frame(conn.role(), OpCode::Continuation, false, b"ok\xffmore"));
+        wire.extend(peer_frame(
+            conn.role(),
+            OpCode::Continuation,
+            false,
+            b"ok\xffmore",
+        ));
         // Only part of the bad fragment has arrived.
         let cut = wire.len() - 4;
-        assert_eq!(feed(&mut conn, &wire[..cut]), Err(ProtocolError::InvalidUtf8));
+        assert_eq!(
+            feed(&mut conn, &wire[..cut]),
+            Err(ProtocolError::InvalidUtf8)
+        );
         let sent = sent_frames(&mut conn);
         assert_eq!(close_body(&sent[0]), Some(1007));
         assert!(conn.is_closed());
@@ -107,7 +123,12 @@ fn utf8_split_across_fragments_is_accepted_and_truncated_one_rejected() {
     let euro = "€".as_bytes();
     let mut conn = Connection::new(Role::Client, Limits::default());
     let mut wire = peer_frame(Role::Client, OpCode::Text, false, &euro[..1]);
-    wire.extend(peer_frame(Role::Client, OpCode::Continuation, true, &euro[1..]));
+    wire.extend(peer_frame(
+        Role::Client,
+        OpCode::Continuation,
+        true,
+        &euro[1..],
+    ));
     assert_eq!(feed(&mut conn, &wire).unwrap(), vec![Message::text("€")]);
     let wire = peer_frame(Role::Client, OpCode::Text, true, &euro[..2]);
     assert_eq!(feed(&mut conn, &wire), Err(ProtocolError::InvalidUtf8));
@@ -117,13 +138,19 @@ fn utf8_split_across_fragments_is_accepted_and_truncated_one_rejected() {
 fn fragment_sequence_errors_are_protocol_errors() {
     let mut conn = Connection::new(Role::Client, Limits::default());
     let wire = peer_frame(Role::Client, OpCode::Continuation, true, b"x");
-    assert_eq!(feed(&mut conn, &wire), Err(ProtocolError::UnexpectedContinuation));
+    assert_eq!(
+        feed(&mut conn, &wire),
+        Err(ProtocolError::UnexpectedContinuation)
+    );
     assert_eq!(close_body(&sent_frames(&mut conn)[0]), Some(1002));
 
     let mut conn = Connection::new(Role::Client, Limits::default());
     let mut wire = peer_frame(Role::Client, OpCode::Binary, false, b"x");
     wire.extend(peer_frame(Role::Client, OpCode::Text, true, b"y"));
-    assert_eq!(feed(&mut conn, &wire), Err(ProtocolError::ExpectedContinuation));
+    assert_eq!(
+        feed(&mut conn, &wire),
+        Err(ProtocolError::ExpectedContinuation)
+    );
 }
 
 #[test]
@@ -139,14 +166,21 @@ fn peer_close_is_echoed_and_ends_input() {
         let sent = sent_frames(&mut conn);
         assert_eq!(sent.len(), 1);
         assert_eq!(close_body(&sent[0]), Some(1000));
-        assert!(matches!(conn.send(Message::text("late")), Err(SendError::Closing)));
+        assert!(matches!(
+            conn.send(Message::text("late")),
+            Err(SendError::Closing)
+        ));
     }
 }
 
 #[test]
 fn empty_close_is_answered_with_empty_close() {
     let mut conn = Connection::new(Role::Server, Limits::default());
-    feed(&mut conn, &peer_frame(Role::Server, OpCode::Close, true, &[])).unwrap();
+    feed(
+        &mut conn,
+        &peer_frame(Role::Server, OpCode::Close, true, &[]),
+    )
+    .unwrap();
     assert_eq!(conn.close_received(), Some(&None));
     assert_eq!(close_body(&sent_frames(&mut conn)[0]), None);
 }
@@ -158,11 +192,21 @@ fn bad_close_frames_fail_with_the_right_code() {
         (b"\x03\xed", ProtocolError::InvalidCloseCode(1005), 1002),
         (b"\x03\xee", ProtocolError::InvalidCloseCode(1006), 1002),
         (b"\x0b\xb7", ProtocolError::InvalidCloseCode(2999), 1002),
-        (b"\x03\xe8\xce\xba\xed\xa0\x80", ProtocolError::InvalidUtf8, 1007),
+        (
+            b"\x03\xe8\xce\xba\xed\xa0\x80",
+            ProtocolError::InvalidUtf8,
+            1007,
+        ),
     ];
     for (body, err, code) in cases {
         let mut conn = Connection::new(Role::Client, Limits::default());
-        assert_eq!(feed(&mut conn, &peer_frame(Role::Client, OpCode::Close, true, body)), Err(err));
+        assert_eq!(
+            feed(
+                &mut conn,
+                &peer_frame(Role::Client, OpCode::Close, true, body)
+            ),
+            Err(err)
+        );
         assert_eq!(close_body(&sent_frames(&mut conn)[0]), Some(code));
     }
 }
@@ -177,7 +221,10 @@ fn our_close_then_theirs_completes_without_a_second_close() {
     // Data the peer sent before it saw our close is still delivered.
     let mut wire = peer_frame(Role::Client, OpCode::Binary, true, b"in flight");
     wire.extend(peer_frame(Role::Client, OpCode::Close, true, b"\x03\xe8"));
-    assert_eq!(feed(&mut conn, &wire).unwrap(), vec![Message::binary(&b"in flight"[..])]);
+    assert_eq!(
+        feed(&mut conn, &wire).unwrap(),
+        vec![Message::binary(&b"in flight"[..])]
+    );
     assert!(conn.is_closed());
     let sent = sent_frames(&mut conn);
     assert_eq!(sent.len(), 1);
@@ -196,7 +243,10 @@ fn message_limit_counts_all_fragments_and_fails_on_the_header() {
     wire.extend(&peer_frame(Role::Client, OpCode::Continuation, true, &[0; 60])[..2]);
     assert_eq!(
         feed(&mut conn, &wire),
-        Err(ProtocolError::MessageTooLarge { size: 160, limit: 150 })
+        Err(ProtocolError::MessageTooLarge {
+            size: 160,
+            limit: 150
+        })
     );
     assert_eq!(close_body(&sent_frames(&mut conn)[0]), Some(1009));
 }
@@ -209,7 +259,10 @@ fn every_ping_gets_its_pong_in_order() {
         wire.extend(peer_frame(Role::Server, OpCode::Ping, true, &[i; 3]));
     }
     feed(&mut conn, &wire).unwrap();
-    let pongs: Vec<Bytes> = sent_frames(&mut conn).into_iter().map(|f| f.payload).collect();
+    let pongs: Vec<Bytes> = sent_frames(&mut conn)
+        .into_iter()
+        .map(|f| f.payload)
+        .collect();
     let expected: Vec<Bytes> = (0..10u8).map(|i| Bytes::from(vec![i; 3])).collect();
     assert_eq!(pongs, expected);
 }
@@ -222,7 +275,11 @@ fn a_ping_flood_cannot_grow_the_send_queue() {
         feed(&mut conn, &ping).unwrap();
     }
     // The writer never drained the queue: it holds a bounded number of pongs.
-    assert!(conn.buffered() <= 16 * 127, "{} bytes queued", conn.buffered());
+    assert!(
+        conn.buffered() <= 16 * 127,
+        "{} bytes queued",
+        conn.buffered()
+    );
     let last = peer_frame(Role::Server, OpCode::Ping, true, b"last");
     feed(&mut conn, &last).unwrap();
     // After the queue drains, the latest ping is answered.
@@ -236,14 +293,22 @@ fn a_ping_flood_cannot_grow_the_send_queue() {
 #[test]
 fn empty_continuations_do_not_grow_memory() {
     let mut conn = Connection::new(Role::Client, Limits::default());
-    feed(&mut conn, &peer_frame(Role::Client, OpCode::Text, false, b"a")).unwrap();
+    feed(
+        &mut conn,
+        &peer_frame(Role::Client, OpCode::Text, false, b"a"),
+    )
+    .unwrap();
     let empty = peer_frame(Role::Client, OpCode::Continuation, false, &[]);
     let mut buf = BytesMut::new();
     for _ in 0..100_000 {
         buf.extend_from_slice(&empty);
         assert_eq!(conn.receive(&mut buf), Ok(None));
     }
-    assert!(buf.capacity() < 4096, "read buffer grew to {}", buf.capacity());
+    assert!(
+        buf.capacity() < 4096,
+        "read buffer grew to {}",
+        buf.capacity()
+    );
     let end = peer_frame(Role::Client, OpCode::Continuation, true, b"b");
     assert_eq!(feed(&mut conn, &end).unwrap(), vec![Message::text("ab")]);
 }
@@ -258,12 +323,17 @@ fn client_masks_every_frame_with_a_fresh_key_and_server_never_masks() {
         server.send(Message::binary(body)).unwrap();
     }
     let client_frames = sent_frames(&mut client);
-    let keys: std::collections::HashSet<_> = client_frames.iter().map(|f| f.header.mask.unwrap()).collect();
+    let keys: std::collections::HashSet<_> = client_frames
+        .iter()
+        .map(|f| f.header.mask.unwrap())
+        .collect();
     assert!(keys.len() >= 19, "masking keys repeat");
     for (i, f) in client_frames.iter().enumerate() {
         assert_eq!(f.payload, vec![i as u8; i * 100]);
     }
-    assert!(sent_frames(&mut server).iter().all(|f| f.header.mask.is_none()));
+    assert!(sent_frames(&mut server)
+        .iter()
+        .all(|f| f.header.mask.is_none()));
 }
 
 #[test]

@@ -99,7 +99,11 @@ mod tests {
             let expected = std::str::from_utf8(sample).is_ok();
             for a in 0..=sample.len() {
                 for b in a..=sample.len() {
-                    assert_eq!(feed_split(sample, &[a, b]).is_ok(), expected, "{sample:?} cut {a},{b}");
+                    assert_eq!(
+                        feed_split(sample, &[a, b]).is_ok(),
+                        expected,
+                        "{sample:?} cut {a},{b}"
+                    );
                 }
             }
         }

@@ -45,7 +45,12 @@ pub(crate) enum Progress {
 }
 
 impl Driver {
-    pub(crate) fn new(io: BoxedTransport, proto: Connection, read_buf: BytesMut, high_water: usize) -> Self {
+    pub(crate) fn new(
+        io: BoxedTransport,
+        proto: Connection,
+        read_buf: BytesMut,
+        high_water: usize,
+    ) -> Self {
         Self {
             io,
             proto,
@@ -66,7 +71,11 @@ impl Driver {
     pub(crate) fn poll_write_queued(&mut self, write: &Fanout) -> Poll<io::Result<()>> {
         let mut cx = write.context();
         while self.proto.buffered() > 0 {
-            let n = ready!(poll_write_buf(self.io.as_mut(), &mut cx, self.proto.outgoing()))?;
+            let n = ready!(poll_write_buf(
+                self.io.as_mut(),
+                &mut cx,
+                self.proto.outgoing()
+            ))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -75,27 +84,32 @@ impl Driver {
     }
 
     /// Runs the connection until it yields a message, ends, or must wait.
-    /// Replies (pongs, close) are flushed along the way, but a full socket
-    /// never stops reading: the two directions do not wait on each other.
+    /// Replies (pongs, close) are flushed as soon as they are queued, but a
+    /// full socket never stops reading: the two directions do not wait on
+    /// each other. User messages are left to the writer's batching.
     pub(crate) fn poll_progress(&mut self, read: &Fanout, write: &Fanout) -> Poll<Progress> {
         loop {
-            let flushed = match self.poll_write_queued(write) {
-                Poll::Ready(Ok(())) => true,
-                Poll::Ready(Err(err)) => return Poll::Ready(Progress::Ended(Err(Error::io(err)))),
-                Poll::Pending => false,
-            };
-            if self.proto.is_closed() {
+            // A protocol error (or the peer's close) shows in `is_closed`.
+            let received = self.proto.receive(&mut self.read_buf);
+            let closed = self.proto.is_closed();
+            let mut flushed = true;
+            if closed || self.proto.has_urgent() {
+                match self.poll_write_queued(write) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(err)) => {
+                        return Poll::Ready(Progress::Ended(Err(Error::io(err))))
+                    }
+                    Poll::Pending => flushed = false,
+                }
+            }
+            if closed {
                 if !flushed {
                     return Poll::Pending;
                 }
                 return self.poll_finish(write).map(Progress::Ended);
             }
-            match self.proto.receive(&mut self.read_buf) {
-                Ok(Some(message)) => return Poll::Ready(Progress::Message(message)),
-                // A protocol error or the peer's close: `is_closed` now
-                // holds, and the next turn flushes our close frame.
-                Ok(None) | Err(_) if !self.proto.wants_input() => continue,
-                Ok(None) | Err(_) => {}
+            if let Ok(Some(message)) = received {
+                return Poll::Ready(Progress::Message(message));
             }
             if self.eof {
                 return Poll::Ready(Progress::Ended(Err(Error::ConnectionLost)));
@@ -103,7 +117,11 @@ impl Driver {
             if self.read_buf.capacity() - self.read_buf.len() < READ_SPACE {
                 self.read_buf.reserve(READ_GROW);
             }
-            match ready!(poll_read_buf(self.io.as_mut(), &mut read.context(), &mut self.read_buf)) {
+            match ready!(poll_read_buf(
+                self.io.as_mut(),
+                &mut read.context(),
+                &mut self.read_buf
+            )) {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
                 Err(err) => return Poll::Ready(Progress::Ended(Err(Error::io(err)))),

@@ -40,7 +40,8 @@ impl Fanout {
 
     /// Wakes every registered task; each registers again if it still waits.
     pub(crate) fn wake_all(&self) {
-        let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
+        let waiting =
+            std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
         for waker in waiting {
             waker.wake();
         }
@@ -87,7 +88,10 @@ mod tests {
         fanout.register(&wa);
         fanout.register(&wb);
         fanout.context().waker().wake_by_ref();
-        assert_eq!((a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst)), (1, 1));
+        assert_eq!(
+            (a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst)),
+            (1, 1)
+        );
         // Woken tasks are forgotten until they register again.
         fanout.context().waker().wake_by_ref();
         assert_eq!(a.0.load(Ordering::SeqCst), 1);

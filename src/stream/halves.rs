@@ -35,7 +35,10 @@ pub struct Readable {
 
 impl Readable {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared, done: false }
+        Self {
+            shared,
+            done: false,
+        }
     }
 }
 
@@ -62,7 +65,9 @@ impl Drop for Readable {
 
 impl fmt::Debug for Readable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Readable").field("done", &self.done).finish_non_exhaustive()
+        f.debug_struct("Readable")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
     }
 }
 

@@ -124,7 +124,11 @@ impl Options {
     /// Checks what can be checked before any I/O.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         validate_protocols(&self.protocols).map_err(Error::InvalidProtocol)?;
-        if let Some(name) = self.headers.keys().find(|name| RESERVED_HEADERS.contains(&name.as_str())) {
+        if let Some(name) = self
+            .headers
+            .keys()
+            .find(|name| RESERVED_HEADERS.contains(&name.as_str()))
+        {
             return Err(Error::ReservedHeader(name.clone()));
         }
         Ok(())

@@ -2,10 +2,13 @@
 //! every `closed` future share, and the polling that moves it forward.
 //!
 //! There is no background task: whoever polls drives the connection. The
-//! readable reads; the writable writes; both flush queued replies. When no
-//! one reads (the readable was never taken, was dropped, or has ended), the
-//! writable and `closed` read in its place and discard data messages, so
-//! pings are still answered and the close handshake still completes.
+//! readable reads; the writable writes; both flush queued replies. `closed`
+//! reads too, so the close handshake completes while the readable sits
+//! unpolled: it holds back at most one message for the readable and stops
+//! there, which keeps backpressure intact. When no one reads (the readable
+//! was never taken, was dropped, or has ended), the writable and `closed`
+//! read in its place and discard data messages, so pings are still answered
+//! and the close handshake still completes.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -28,7 +31,7 @@ pub(crate) struct Shared {
 
 enum Phase {
     Connecting,
-    Open(Driver),
+    Open(Box<Driver>),
     Ended,
 }
 
@@ -37,6 +40,8 @@ struct State {
     opened: Option<Result<Negotiated, Error>>,
     halves_taken: bool,
     reader_active: bool,
+    /// A message `closed` read while driving, held for the readable.
+    held: Option<Message>,
     outcome: Option<Result<CloseInfo, Error>>,
     opened_wakers: Vec<Waker>,
     closed_wakers: Vec<Waker>,
@@ -64,6 +69,7 @@ impl Shared {
                 opened: None,
                 halves_taken: false,
                 reader_active: false,
+                held: None,
                 outcome: None,
                 opened_wakers: Vec::new(),
                 closed_wakers: Vec::new(),
@@ -89,7 +95,7 @@ impl Shared {
         }
         match result {
             Ok((driver, negotiated)) => {
-                st.phase = Phase::Open(driver);
+                st.phase = Phase::Open(Box::new(driver));
                 st.opened = Some(Ok(negotiated));
             }
             Err(err) => {
@@ -122,8 +128,18 @@ impl Shared {
 
     pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<Result<CloseInfo, Error>> {
         let mut st = self.lock();
-        if st.outcome.is_none() && !st.reader_active {
-            self.drive_discarding(&mut st, cx.waker());
+        if st.outcome.is_none() {
+            if !st.reader_active {
+                self.drive_discarding(&mut st, cx.waker());
+            } else if st.held.is_none() {
+                if let Poll::Ready(Some(message)) = self.progress(&mut st, cx.waker()) {
+                    st.held = Some(message);
+                    // The bytes are no longer in the socket to wake it.
+                    if let Some(reader) = &st.reader {
+                        reader.wake_by_ref();
+                    }
+                }
+            }
         }
         match &st.outcome {
             Some(outcome) => Poll::Ready(outcome.clone()),
@@ -159,6 +175,11 @@ impl Shared {
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         let mut st = self.lock();
         remember(&mut st.reader, cx.waker());
+        if let Some(message) = st.held.take() {
+            // `closed` stopped reading to hold this message; it may go on.
+            st.closed_wakers.drain(..).for_each(Waker::wake);
+            return Poll::Ready(Some(Ok(message)));
+        }
         if st.outcome.is_none() {
             match self.progress(&mut st, cx.waker()) {
                 Poll::Ready(Some(message)) => return Poll::Ready(Some(Ok(message))),
@@ -177,6 +198,7 @@ impl Shared {
         let mut st = self.lock();
         st.reader_active = false;
         st.reader = None;
+        st.held = None;
         // Whoever waits in `closed` or the writable now reads instead.
         st.wake_all();
     }

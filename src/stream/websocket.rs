@@ -15,8 +15,8 @@ use super::halves::{Readable, Writable};
 use super::options::{ConnConfig, Options, ServerOptions};
 use super::shared::Shared;
 use crate::handshake::{
-    parse_request, reject_response, ClientHandshake, HandshakeError, HeadScan, Negotiated, ServerReply, Target,
-    MAX_HEAD_LEN,
+    parse_request, reject_response, ClientHandshake, HandshakeError, HeadScan, Negotiated,
+    ServerReply, Target, MAX_HEAD_LEN,
 };
 use crate::proto::{CloseCode, CloseFrame, Connection, Role, MAX_CLOSE_REASON};
 use crate::transport::{self, BoxedTransport, Transport};
@@ -87,7 +87,10 @@ impl WebSocketStream {
     }
 
     fn start(url: &str, options: Options, io: Option<BoxedTransport>) -> Self {
-        let abort = options.signal.as_ref().map_or_else(CancellationToken::new, CancellationToken::child_token);
+        let abort = options
+            .signal
+            .as_ref()
+            .map_or_else(CancellationToken::new, CancellationToken::child_token);
         let shared = Shared::new(abort.clone());
         let ws = Self {
             shared: shared.clone(),
@@ -146,7 +149,8 @@ impl WebSocketStream {
             }
         };
         let protocol = options.choose(&head.request, &head.protocols);
-        io.write_all(&ServerReply::accept(&head, protocol.as_deref())).await?;
+        io.write_all(&ServerReply::accept(&head, protocol.as_deref()))
+            .await?;
         io.flush().await?;
         let shared = Shared::new(CancellationToken::new());
         let driver = open_driver(io, Role::Server, options.conn, buf);
@@ -312,16 +316,22 @@ async fn client_handshake(
 }
 
 fn open_driver(io: BoxedTransport, role: Role, config: ConnConfig, leftover: BytesMut) -> Driver {
-    Driver::new(io, Connection::new(role, config.limits), leftover, config.write_high_water)
+    Driver::new(
+        io,
+        Connection::new(role, config.limits),
+        leftover,
+        config.write_high_water,
+    )
 }
 
 /// Answers a request we will not upgrade, then reports why.
 async fn reject(io: &mut BoxedTransport, err: HandshakeError) -> Error {
     let (status, reason) = match &err {
         HandshakeError::Rejected { status, reason } => (*status, *reason),
-        HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => {
-            (http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large")
-        }
+        HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => (
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request head too large",
+        ),
         _ => (http::StatusCode::BAD_REQUEST, "malformed request"),
     };
     // The peer may already be gone; the error we report is the same.
@@ -340,8 +350,13 @@ mod tests {
         assert!(whatwg_close_frame(3000, "x").is_ok());
         assert!(whatwg_close_frame(4999, &"a".repeat(123)).is_ok());
         for code in [0, 999, 1001, 1002, 1005, 1011, 2999, 5000] {
-            assert!(matches!(whatwg_close_frame(code, ""), Err(Error::InvalidCloseCode(c)) if c == code));
+            assert!(
+                matches!(whatwg_close_frame(code, ""), Err(Error::InvalidCloseCode(c)) if c == code)
+            );
         }
-        assert!(matches!(whatwg_close_frame(1000, &"a".repeat(124)), Err(Error::CloseReasonTooLong(124))));
+        assert!(matches!(
+            whatwg_close_frame(1000, &"a".repeat(124)),
+            Err(Error::CloseReasonTooLong(124))
+        ));
     }
 }

@@ -36,6 +36,8 @@ pub(crate) async fn connect(target: &Target, options: &Options) -> Result<BoxedT
     #[cfg(not(feature = "tls"))]
     {
         let _ = options;
-        Err(Error::TlsUnavailable("wsstream was built without the `tls` feature"))
+        Err(Error::TlsUnavailable(
+            "wsstream was built without the `tls` feature",
+        ))
     }
 }

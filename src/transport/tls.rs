@@ -21,9 +21,8 @@ pub(super) async fn connect(
         Some(config) => config,
         None => default_config()?,
     };
-    let name = ServerName::try_from(host.to_owned()).map_err(|err| {
-        Error::io(std::io::Error::new(std::io::ErrorKind::InvalidInput, err))
-    })?;
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|err| Error::io(std::io::Error::new(std::io::ErrorKind::InvalidInput, err)))?;
     Ok(TlsConnector::from(config).connect(name, tcp).await?)
 }
 

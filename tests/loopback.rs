@@ -1,0 +1,575 @@
+//! Client and server in one process, over TCP on 127.0.0.1 and over
+//! in-memory pipes: the behaviour users rely on, end to end.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/raw.rs"]
+mod raw;
+
+use futures::{stream, SinkExt, StreamExt, TryStreamExt};
+use raw::{accept_raw, close_body, frame, listen, within, RawPeer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use wsstream::handshake::HandshakeError;
+use wsstream::proto::{OpCode, ProtocolError};
+use wsstream::{CloseInfo, Error, Message, Options, ServerOptions, WebSocketStream};
+
+/// Accepts one connection with our server and echoes until the peer closes.
+async fn echo_once(listener: TcpListener, options: ServerOptions) -> Result<CloseInfo, Error> {
+    let (tcp, _) = listener.accept().await.unwrap();
+    let ws = WebSocketStream::accept(tcp, options).await?;
+    let opened = ws.opened().await?;
+    opened.readable.forward(opened.writable).await?;
+    ws.closed().await
+}
+
+#[tokio::test]
+async fn echo_text_and_binary_then_close_with_code_and_reason() {
+    let (listener, url) = listen().await;
+    let server = tokio::spawn(echo_once(listener, ServerOptions::default()));
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let opened = within(ws.opened()).await.unwrap();
+    assert_eq!((opened.protocol, opened.extensions.as_str()), (None, ""));
+    let (mut rd, mut wr) = (opened.readable, opened.writable);
+    let big = bytes::Bytes::from((0..4 << 20).map(|i| i as u8).collect::<Vec<u8>>());
+    let sent = vec![
+        Message::text("héllo wörld ✓"),
+        Message::binary(vec![0u8, 1, 2, 255]),
+        Message::text(""),
+        Message::binary(big),
+    ];
+    within(wr.send_all(&mut stream::iter(sent.clone()).map(Ok)))
+        .await
+        .unwrap();
+    let got: Vec<Message> = within(rd.by_ref().take(4).try_collect()).await.unwrap();
+    assert_eq!(got, sent);
+    ws.close(4000, "finished").unwrap();
+    assert!(
+        within(rd.next()).await.is_none(),
+        "a clean close ends the readable without error"
+    );
+    let closed = within(ws.closed()).await.unwrap();
+    assert_eq!(closed.code, 4000, "the server echoes our code");
+    let server_saw = within(server).await.unwrap().unwrap();
+    assert_eq!(
+        server_saw,
+        CloseInfo {
+            code: 4000,
+            reason: "finished".into()
+        }
+    );
+    // Sending after the close is an error, not a silent drop.
+    assert!(matches!(
+        wr.send(Message::text("late")).await,
+        Err(Error::Closed)
+    ));
+}
+
+#[tokio::test]
+async fn works_over_an_in_memory_pipe() {
+    let (client_io, server_io) = tokio::io::duplex(1024);
+    let server = tokio::spawn(async move {
+        let ws = WebSocketStream::accept(server_io, ServerOptions::default())
+            .await
+            .unwrap();
+        let opened = ws.opened().await.unwrap();
+        opened.readable.forward(opened.writable).await.unwrap();
+        ws.closed().await
+    });
+    let ws = WebSocketStream::connect_over(client_io, "ws://in-memory/", Options::default());
+    let opened = within(ws.opened()).await.unwrap();
+    let (mut rd, mut wr) = (opened.readable, opened.writable);
+    for i in 0..100 {
+        wr.feed(Message::text(format!("m{i}"))).await.unwrap();
+    }
+    wr.flush().await.unwrap();
+    for i in 0..100 {
+        assert_eq!(
+            within(rd.next()).await.unwrap().unwrap(),
+            Message::text(format!("m{i}"))
+        );
+    }
+    // The writable's close is WHATWG's writable.close(): a close with no code.
+    within(wr.close()).await.unwrap();
+    assert!(within(rd.next()).await.is_none());
+    assert_eq!(within(ws.closed()).await.unwrap(), CloseInfo::NO_STATUS);
+    assert_eq!(within(server).await.unwrap().unwrap(), CloseInfo::NO_STATUS);
+}
+
+#[tokio::test]
+async fn server_initiated_close_ends_the_client_readable_cleanly() {
+    let (listener, url) = listen().await;
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let ws = WebSocketStream::accept(tcp, ServerOptions::default())
+            .await
+            .unwrap();
+        let mut opened = ws.opened().await.unwrap();
+        let first = opened.readable.next().await.unwrap().unwrap();
+        opened.writable.send(first).await.unwrap();
+        ws.close(3001, "going away now").unwrap();
+        // Keep reading so the client's reply completes the handshake.
+        while opened.readable.next().await.is_some() {}
+        ws.closed().await
+    });
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let mut opened = within(ws.opened()).await.unwrap();
+    opened.writable.send(Message::text("one")).await.unwrap();
+    assert_eq!(
+        within(opened.readable.next()).await.unwrap().unwrap(),
+        Message::text("one")
+    );
+    assert!(within(opened.readable.next()).await.is_none());
+    let closed = within(ws.closed()).await.unwrap();
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (3001, "going away now")
+    );
+    assert_eq!(within(server).await.unwrap().unwrap().code, 3001);
+}
+
+#[tokio::test]
+async fn subprotocol_is_the_first_server_choice_the_client_offered() {
+    for (offered, supported, expected) in [
+        (vec!["a", "b"], vec!["b", "a"], Some("b")),
+        (vec!["a"], vec!["z"], None),
+        (vec![], vec!["z"], None),
+    ] {
+        let (listener, url) = listen().await;
+        let server = tokio::spawn(echo_once(
+            listener,
+            ServerOptions::default().protocols(supported),
+        ));
+        let ws = WebSocketStream::connect(&url, Options::default().protocols(offered));
+        let opened = within(ws.opened()).await.unwrap();
+        assert_eq!(opened.protocol.as_deref(), expected);
+        drop(opened);
+        ws.close(1000, "").unwrap();
+        within(ws.closed()).await.unwrap();
+        within(server).await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn selector_sees_the_request_path_and_offers() {
+    let (listener, url) = listen().await;
+    let options = ServerOptions::default().select_protocol(|request, offered| {
+        (request.uri().path() == "/v2-only/")
+            .then(|| offered.iter().find(|p| p.starts_with("v2")).cloned())?
+    });
+    let server = tokio::spawn(echo_once(listener, options));
+    let ws = WebSocketStream::connect(
+        format!("{url}v2-only/"),
+        Options::default().protocols(["v1", "v2.json"]),
+    );
+    let opened = within(ws.opened()).await.unwrap();
+    assert_eq!(opened.protocol.as_deref(), Some("v2.json"));
+    drop(opened);
+    ws.close(1000, "").unwrap();
+    within(ws.closed()).await.unwrap();
+    within(server).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn invalid_arguments_fail_before_any_io() {
+    let cases: Vec<(&str, Options)> = vec![
+        ("ftp://127.0.0.1/", Options::default()),
+        ("ws://127.0.0.1:1/#fragment", Options::default()),
+        ("not a url", Options::default()),
+        (
+            "ws://127.0.0.1:1/",
+            Options::default().protocols(["chat", "chat"]),
+        ),
+        (
+            "ws://127.0.0.1:1/",
+            Options::default().protocols(["has space"]),
+        ),
+        (
+            "ws://127.0.0.1:1/",
+            Options::default().header(
+                http::header::SEC_WEBSOCKET_KEY,
+                http::HeaderValue::from_static("x"),
+            ),
+        ),
+    ];
+    for (url, options) in cases {
+        let ws = WebSocketStream::connect(url, options);
+        let err = within(ws.opened()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidUrl(_) | Error::InvalidProtocol(_) | Error::ReservedHeader(_)
+            ),
+            "{url}: {err:?}"
+        );
+        assert!(
+            within(ws.closed()).await.is_err(),
+            "closed fails when opened does"
+        );
+    }
+}
+
+#[tokio::test]
+async fn close_arguments_are_checked_at_once() {
+    let (listener, url) = listen().await;
+    let server = tokio::spawn(echo_once(listener, ServerOptions::default()));
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let _opened = within(ws.opened()).await.unwrap();
+    assert!(matches!(
+        ws.close(1001, ""),
+        Err(Error::InvalidCloseCode(1001))
+    ));
+    assert!(matches!(
+        ws.close(1000, &"x".repeat(124)),
+        Err(Error::CloseReasonTooLong(124))
+    ));
+    ws.close(1000, &"é".repeat(61)).unwrap();
+    drop(_opened);
+    assert_eq!(within(ws.closed()).await.unwrap().code, 1000);
+    assert_eq!(
+        within(server).await.unwrap().unwrap().reason,
+        "é".repeat(61)
+    );
+}
+
+#[tokio::test]
+async fn cancelling_the_signal_before_open_aborts_and_leaves_nothing_running() {
+    let (listener, url) = listen().await;
+    let token = CancellationToken::new();
+    let ws = WebSocketStream::connect(&url, Options::default().signal(token.clone()));
+    // The server accepts TCP but never answers the handshake.
+    let (mut tcp, _) = within(listener.accept()).await.unwrap();
+    token.cancel();
+    assert!(matches!(within(ws.opened()).await, Err(Error::Aborted)));
+    assert!(matches!(within(ws.closed()).await, Err(Error::Aborted)));
+    // The handshake task is gone: its socket is closed (read_to_end ends).
+    let mut sink = Vec::new();
+    within(tokio::io::AsyncReadExt::read_to_end(&mut tcp, &mut sink))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn close_before_open_aborts() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default());
+    ws.close(1000, "never mind").unwrap();
+    assert!(matches!(within(ws.opened()).await, Err(Error::Aborted)));
+    assert!(matches!(within(ws.closed()).await, Err(Error::Aborted)));
+    drop(listener);
+}
+
+#[tokio::test]
+async fn a_cancelled_signal_after_open_is_ignored() {
+    let (listener, url) = listen().await;
+    let server = tokio::spawn(echo_once(listener, ServerOptions::default()));
+    let token = CancellationToken::new();
+    let ws = WebSocketStream::connect(&url, Options::default().signal(token.clone()));
+    let mut opened = within(ws.opened()).await.unwrap();
+    token.cancel();
+    opened
+        .writable
+        .send(Message::text("still here"))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(opened.readable.next()).await.unwrap().unwrap(),
+        Message::text("still here")
+    );
+    ws.close(1000, "").unwrap();
+    within(ws.closed()).await.unwrap();
+    within(server).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn non_101_answers_fail_opened_with_status_and_headers() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let (mut tcp, _) = within(listener.accept()).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)
+        .await
+        .unwrap();
+    let reply =
+        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Length: 0\r\n\r\n";
+    tokio::io::AsyncWriteExt::write_all(&mut tcp, reply)
+        .await
+        .unwrap();
+    match within(ws.opened()).await {
+        Err(Error::Handshake(HandshakeError::Status { status, headers })) => {
+            assert_eq!(status, 401);
+            assert_eq!(headers["www-authenticate"], "Bearer");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn frames_in_the_same_packet_as_the_101_are_not_lost() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let (tcp, _) = within(listener.accept()).await.unwrap();
+    let mut after = frame(OpCode::Text, true, b"first!", None);
+    after.extend(frame(OpCode::Close, true, &close_body(4321, "done"), None));
+    let mut peer = RawPeer::handshake(tcp, &after).await;
+    let mut opened = within(ws.opened()).await.unwrap();
+    assert_eq!(
+        within(opened.readable.next()).await.unwrap().unwrap(),
+        Message::text("first!")
+    );
+    assert!(within(opened.readable.next()).await.is_none());
+    assert_eq!(
+        within(ws.closed()).await.unwrap(),
+        CloseInfo {
+            code: 4321,
+            reason: "done".into()
+        }
+    );
+    assert_eq!(peer.read_until_close().await, Some(4321));
+}
+
+#[tokio::test]
+async fn opened_hands_out_the_halves_once() {
+    let (listener, url) = listen().await;
+    let server = tokio::spawn(echo_once(listener, ServerOptions::default()));
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let opened = within(ws.opened()).await.unwrap();
+    assert!(matches!(
+        within(ws.opened()).await,
+        Err(Error::AlreadyOpened)
+    ));
+    drop(opened);
+    ws.close(1000, "").unwrap();
+    within(ws.closed()).await.unwrap();
+    within(server).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn peer_protocol_violation_gets_1002_and_a_typed_error() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let mut peer = accept_raw(&listener).await;
+    let mut opened = within(ws.opened()).await.unwrap();
+    // Servers must not mask.
+    peer.send(&frame(OpCode::Text, true, b"masked", Some([1, 2, 3, 4])))
+        .await;
+    match within(opened.readable.next()).await {
+        Some(Err(Error::Protocol(ProtocolError::MaskedFrame))) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        within(opened.readable.next()).await.is_none(),
+        "the stream ends after its error"
+    );
+    assert_eq!(peer.read_until_close().await, Some(1002));
+    assert!(matches!(
+        within(ws.closed()).await,
+        Err(Error::Protocol(ProtocolError::MaskedFrame))
+    ));
+    assert!(matches!(
+        opened.writable.send(Message::text("x")).await,
+        Err(Error::Protocol(_))
+    ));
+}
+
+#[tokio::test]
+async fn oversized_message_gets_1009() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default().max_message_size(1000));
+    let mut peer = accept_raw(&listener).await;
+    let mut opened = within(ws.opened()).await.unwrap();
+    peer.send(&frame(OpCode::Binary, false, &[0; 600], None))
+        .await;
+    peer.send(&frame(OpCode::Continuation, true, &[0; 600], None))
+        .await;
+    assert!(matches!(
+        within(opened.readable.next()).await,
+        Some(Err(Error::Protocol(ProtocolError::MessageTooLarge {
+            size: 1200,
+            limit: 1000
+        })))
+    ));
+    assert_eq!(peer.read_until_close().await, Some(1009));
+}
+
+#[tokio::test]
+async fn connection_dropped_without_close_is_unclean() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let mut peer = accept_raw(&listener).await;
+    let mut opened = within(ws.opened()).await.unwrap();
+    peer.send(&frame(OpCode::Text, false, b"half a mess", None))
+        .await;
+    drop(peer);
+    assert!(matches!(
+        within(opened.readable.next()).await,
+        Some(Err(Error::ConnectionLost))
+    ));
+    assert!(within(opened.readable.next()).await.is_none());
+    assert!(matches!(
+        within(ws.closed()).await,
+        Err(Error::ConnectionLost)
+    ));
+}
+
+#[tokio::test]
+async fn client_masks_every_frame_with_a_fresh_key() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let mut peer = accept_raw(&listener).await;
+    let mut opened = within(ws.opened()).await.unwrap();
+    for i in 0..50u8 {
+        opened
+            .writable
+            .feed(Message::binary(vec![i; 700]))
+            .await
+            .unwrap();
+    }
+    opened.writable.flush().await.unwrap();
+    let mut keys = std::collections::HashSet::new();
+    for i in 0..50u8 {
+        let f = peer.read_frame().await.unwrap();
+        keys.insert(f.header.mask.expect("client frames are masked"));
+        assert_eq!(f.payload, vec![i; 700]);
+    }
+    assert!(keys.len() >= 49);
+}
+
+#[tokio::test]
+async fn halves_work_from_different_tasks_with_combinators() {
+    let (listener, url) = listen().await;
+    let server = tokio::spawn(echo_once(listener, ServerOptions::default()));
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let opened = within(ws.opened()).await.unwrap();
+    let (rd, mut wr) = (opened.readable, opened.writable);
+    let writer = tokio::spawn(async move {
+        let mut numbers =
+            stream::iter(0..2000u32).map(|i| Ok(Message::binary(i.to_be_bytes().to_vec())));
+        wr.send_all(&mut numbers).await.unwrap();
+        wr
+    });
+    let reader = tokio::spawn(async move {
+        rd.take(2000)
+            .map(|m| async move { u32::from_be_bytes(m.unwrap().as_payload().try_into().unwrap()) })
+            .buffered(8)
+            .collect::<Vec<u32>>()
+            .await
+    });
+    let got = within(reader).await.unwrap();
+    assert_eq!(got, (0..2000).collect::<Vec<u32>>());
+    let _wr = within(writer).await.unwrap();
+    ws.close(1000, "").unwrap();
+    assert_eq!(within(ws.closed()).await.unwrap().code, 1000);
+    within(server).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn with_the_readable_dropped_closed_still_completes() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let mut peer = accept_raw(&listener).await;
+    let opened = within(ws.opened()).await.unwrap();
+    drop(opened.readable);
+    let mut wr = opened.writable;
+    wr.send(Message::text("write-only")).await.unwrap();
+    assert_eq!(&peer.read_frame().await.unwrap().payload[..], b"write-only");
+    // The server talks and pings; nobody reads; then it closes.
+    peer.send(&frame(OpCode::Text, true, b"unread", None)).await;
+    peer.send(&frame(OpCode::Ping, true, b"still there?", None))
+        .await;
+    peer.send(&frame(OpCode::Close, true, &close_body(1001, "bye"), None))
+        .await;
+    assert_eq!(within(ws.closed()).await.unwrap().code, 1001);
+    let pong = peer.read_frame().await.unwrap();
+    assert_eq!(
+        (pong.header.opcode, &pong.payload[..]),
+        (OpCode::Pong, &b"still there?"[..])
+    );
+    assert_eq!(peer.read_until_close().await, Some(1001));
+}
+
+#[tokio::test]
+async fn http_urls_map_to_ws() {
+    let (listener, url) = listen().await;
+    let server = tokio::spawn(echo_once(listener, ServerOptions::default()));
+    let ws = WebSocketStream::connect(url.replace("ws://", "http://"), Options::default());
+    let mut opened = within(ws.opened()).await.unwrap();
+    opened
+        .writable
+        .send(Message::text("via http"))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(opened.readable.next()).await.unwrap().unwrap(),
+        Message::text("via http")
+    );
+    ws.close(1000, "").unwrap();
+    within(ws.closed()).await.unwrap();
+    within(server).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn server_rejects_a_plain_http_request_with_a_reason() {
+    let (listener, url) = listen().await;
+    let addr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_owned();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        WebSocketStream::accept(tcp, ServerOptions::default()).await
+    });
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut tcp, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    within(tokio::io::AsyncReadExt::read_to_end(&mut tcp, &mut reply))
+        .await
+        .unwrap();
+    let reply = String::from_utf8(reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 426"), "{reply}");
+    assert!(matches!(
+        within(server).await.unwrap(),
+        Err(Error::Handshake(HandshakeError::Rejected { status, .. })) if status == 426
+    ));
+}
+
+#[test]
+fn connecting_outside_a_runtime_fails_opened_instead_of_panicking() {
+    let ws = WebSocketStream::connect("ws://127.0.0.1:1/", Options::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert!(matches!(rt.block_on(ws.opened()), Err(Error::NoRuntime)));
+}
+
+#[tokio::test]
+async fn closed_resolves_while_the_readable_sits_unpolled_and_keeps_its_messages() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let mut peer = accept_raw(&listener).await;
+    let mut opened = within(ws.opened()).await.unwrap();
+    ws.close(1000, "done").unwrap();
+    assert_eq!(peer.read_until_close().await, Some(1000));
+    // Sent before the server saw our close: must still reach the readable.
+    peer.send(&frame(OpCode::Text, true, b"late but wanted", None))
+        .await;
+    peer.send(&frame(OpCode::Close, true, &close_body(1000, ""), None))
+        .await;
+    // One message is held for the readable; `closed` waits for it to be read.
+    let closed = ws.closed();
+    tokio::pin!(closed);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(200), &mut closed)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        within(opened.readable.next()).await.unwrap().unwrap(),
+        Message::text("late but wanted")
+    );
+    assert_eq!(within(closed).await.unwrap().code, 1000);
+    assert!(within(opened.readable.next()).await.is_none());
+}

@@ -1,0 +1,129 @@
+//! A hand-driven WebSocket peer for tests: it speaks the handshake with the
+//! crate's sans-io pieces, then reads and writes raw frames, so a test can
+//! send exactly the bytes a misbehaving peer would.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use wsstream::handshake::{parse_request, ServerReply};
+use wsstream::proto::{apply_mask, Frame, FrameDecoder, FrameHeader, OpCode, Role, MAX_HEADER_LEN};
+
+/// Bounds every wait in a test so a bug fails it instead of hanging it.
+pub const LIMIT: Duration = Duration::from_secs(10);
+
+pub async fn within<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(LIMIT, future)
+        .await
+        .expect("test step timed out")
+}
+
+/// A listener on 127.0.0.1 and the `ws://` URL that reaches it.
+pub async fn listen() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+/// The server end of a raw connection, after a completed handshake.
+pub struct RawPeer<S> {
+    pub io: S,
+    pub buf: BytesMut,
+    decoder: FrameDecoder,
+}
+
+/// Accepts one TCP connection and completes the server handshake by hand.
+pub async fn accept_raw(listener: &TcpListener) -> RawPeer<TcpStream> {
+    let (tcp, _) = within(listener.accept()).await.unwrap();
+    RawPeer::handshake(tcp, b"").await
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RawPeer<S> {
+    /// Reads the client's request and answers 101, appending `after` to the
+    /// same write (frames the client must not lose).
+    pub async fn handshake(mut io: S, after: &[u8]) -> Self {
+        let mut buf = BytesMut::new();
+        let head = loop {
+            if let Some(head) = parse_request(&mut buf).unwrap() {
+                break head;
+            }
+            assert!(
+                within(io.read_buf(&mut buf)).await.unwrap() > 0,
+                "client left"
+            );
+        };
+        let mut reply = ServerReply::accept(&head, None);
+        reply.extend_from_slice(after);
+        io.write_all(&reply).await.unwrap();
+        Self {
+            io,
+            buf,
+            decoder: FrameDecoder::new(Role::Server, usize::MAX),
+        }
+    }
+
+    /// The next frame the client sent, or `None` at end of stream.
+    pub async fn read_frame(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(frame) = self
+                .decoder
+                .decode(&mut self.buf)
+                .expect("client sent a bad frame")
+            {
+                return Some(frame);
+            }
+            if within(self.io.read_buf(&mut self.buf)).await.unwrap_or(0) == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// Frames until the client's close frame; returns its code.
+    pub async fn read_until_close(&mut self) -> Option<u16> {
+        while let Some(frame) = self.read_frame().await {
+            if frame.header.opcode == OpCode::Close {
+                let p = &frame.payload;
+                return Some(if p.len() >= 2 {
+                    u16::from_be_bytes([p[0], p[1]])
+                } else {
+                    1005
+                });
+            }
+        }
+        None
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.io.write_all(bytes).await.unwrap();
+    }
+}
+
+/// A frame as a server sends it (unmasked), or masked with `mask`.
+pub fn frame(opcode: OpCode, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let header = FrameHeader {
+        fin,
+        rsv: 0,
+        opcode,
+        mask,
+        payload_len: payload.len() as u64,
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = header.encode(&mut head);
+    let mut out = head[..n].to_vec();
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(key) = mask {
+        apply_mask(&mut out[start..], key, 0);
+    }
+    out
+}
+
+/// A close frame body: code and reason.
+pub fn close_body(code: u16, reason: &str) -> Vec<u8> {
+    let mut body = code.to_be_bytes().to_vec();
+    body.extend_from_slice(reason.as_bytes());
+    body
+}
