@@ -1,5 +1,7 @@
-//! wsstream
-#![allow(missing_docs)]
+#![doc = include_str!("../README.md")]
+#![warn(rust_2018_idioms, unreachable_pub)]
+
+pub mod codec;
 mod error;
 pub mod handshake;
 pub mod proto;
@@ -8,4 +10,9 @@ pub mod transport;
 
 pub use error::Error;
 pub use proto::{CloseCode, CloseFrame, Message, Utf8Bytes};
-pub use stream::*;
+pub use stream::{
+    CloseInfo, ClosedFuture, Opened, OpenedFuture, Options, Readable, ServerOptions,
+    WebSocketStream, Writable, DEFAULT_WRITE_HIGH_WATER,
+};
+/// Re-exported for [`Options::signal`]: WHATWG's `AbortSignal`.
+pub use tokio_util::sync::CancellationToken;

@@ -573,3 +573,16 @@ async fn closed_resolves_while_the_readable_sits_unpolled_and_keeps_its_messages
     assert_eq!(within(closed).await.unwrap().code, 1000);
     assert!(within(opened.readable.next()).await.is_none());
 }
+
+#[tokio::test]
+async fn dropping_every_handle_stops_the_handshake() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let (mut tcp, _) = within(listener.accept()).await.unwrap();
+    drop(ws);
+    // The handshake task gave up: its socket closes.
+    let mut sink = Vec::new();
+    within(tokio::io::AsyncReadExt::read_to_end(&mut tcp, &mut sink))
+        .await
+        .unwrap();
+}

@@ -308,6 +308,14 @@ impl Shared {
     }
 }
 
+impl Drop for Shared {
+    /// With every handle gone, a handshake still in flight has no one to
+    /// report to: stop it.
+    fn drop(&mut self) {
+        self.abort.cancel();
+    }
+}
+
 impl State {
     /// Records how the connection ended and lets everyone know. After a
     /// protocol failure, the socket is drained in the background until the
