@@ -92,7 +92,7 @@ impl ClientHandshake {
                 .map_err(|_| HandshakeError::Malformed(httparse::Error::Status))?;
             return Err(HandshakeError::Status {
                 status,
-                headers: header_map(response.headers),
+                headers: Box::new(header_map(response.headers)),
             });
         }
         let negotiated = self.check(response.headers)?;

@@ -11,8 +11,8 @@ pub enum HandshakeError {
     Status {
         /// The status the server sent.
         status: http::StatusCode,
-        /// The response's header fields.
-        headers: http::HeaderMap,
+        /// The response's header fields (boxed to keep errors small).
+        headers: Box<http::HeaderMap>,
     },
     /// The head was not valid HTTP/1.1.
     Malformed(httparse::Error),

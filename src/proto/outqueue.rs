@@ -18,6 +18,10 @@ use super::mask::apply_mask;
 /// client the copy is the masking pass.
 const INLINE_PAYLOAD: usize = 512;
 
+/// An empty queue keeps at most this much buffer, so a burst does not pin
+/// its peak memory on an idle connection.
+const KEEP_IDLE_CAPACITY: usize = 16 * 1024;
+
 /// Encoded frames waiting to be written, in order.
 #[derive(Debug, Default)]
 pub struct OutQueue {
@@ -115,9 +119,12 @@ impl Buf for OutQueue {
                 }
                 None => {
                     self.tail.advance(cnt);
-                    return;
+                    break;
                 }
             }
+        }
+        if self.len == 0 && self.tail.capacity() > KEEP_IDLE_CAPACITY {
+            self.tail = BytesMut::new();
         }
     }
 
@@ -177,6 +184,17 @@ mod tests {
         assert_eq!(queue.chunks_vectored(&mut slices), 3);
         assert_eq!(drain(&mut queue, 1000), expected);
         assert_eq!(queue.consumed_position(), queue.pushed_position());
+    }
+
+    #[test]
+    fn a_drained_queue_lets_go_of_a_burst_buffer() {
+        let mut queue = OutQueue::default();
+        for _ in 0..1000 {
+            queue.push_frame(&header(100, None), Bytes::from(vec![0u8; 100]));
+        }
+        assert!(queue.tail.capacity() > KEEP_IDLE_CAPACITY);
+        drain(&mut queue, usize::MAX);
+        assert!(queue.tail.capacity() <= KEEP_IDLE_CAPACITY);
     }
 
     #[test]
