@@ -1,0 +1,454 @@
+#!/usr/bin/env python3
+"""Checks Autobahn|Testsuite reports against autobahn/expected.json (stdlib only).
+
+Reads <reports>/client/index.json (wstest -m fuzzingserver driving the wsstream
+client) and <reports>/server/index.json (wstest -m fuzzingclient driving the
+wsstream echo server), compares every case's `behavior` and `behaviorClose`
+with the committed expected file, and exits 1 listing each offending case when:
+
+  * a case's behavior or behaviorClose is NON-STRICT, FAILED, UNCLEAN,
+    WRONG CODE or FAILED BY CLIENT (whatever the expected file says);
+  * an INFORMATIONAL case's close code (remoteCloseCode: what wsstream sent)
+    differs from the one in the expected file;
+  * a case is missing from a report (unless the run's spec excluded it on
+    purpose and the expected file says UNIMPLEMENTED for it), or a report has
+    a case the expected file lacks;
+  * anything else differs from the expected file.
+
+With --doc it also writes docs/conformance.md, the per-group table.
+With --update-expected it rewrites expected.json from the reports (refusing
+outcomes the policy forbids), e.g. once permessage-deflate lands.
+
+Usage:
+  python3 autobahn/check.py [--reports autobahn/reports] [--expected autobahn/expected.json]
+                            [--roles client,server] [--doc docs/conformance.md]
+                            [--update-expected]
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+ROLES = ("client", "server")
+ROLE_DESC = {
+    "client": "client role: `wstest -m fuzzingserver` drives `examples/autobahn_client.rs`",
+    "server": "server role: `wstest -m fuzzingclient` drives `examples/autobahn_server.rs`",
+}
+
+# Autobahn|Testsuite 0.8.2 case categories (autobahntestsuite/case/__init__.py).
+GROUP_TITLES = {
+    "1": "Framing",
+    "2": "Pings/Pongs",
+    "3": "Reserved Bits",
+    "4": "Opcodes",
+    "5": "Fragmentation",
+    "6": "UTF-8 Handling",
+    "7": "Close Handling",
+    "8": "Misc",
+    "9": "Limits/Performance",
+    "10": "Misc",
+    "12": "WebSocket Compression (different payloads)",
+    "13": "WebSocket Compression (different parameters)",
+}
+
+# Outcomes that fail the run whatever expected.json says.
+FORBIDDEN = {"NON-STRICT", "FAILED", "UNCLEAN", "WRONG CODE", "FAILED BY CLIENT", "NO_CLOSE"}
+# Outcomes expected.json may hold.
+ALLOWED_EXPECTED = {"OK", "INFORMATIONAL", "UNIMPLEMENTED"}
+
+BUCKETS = ("OK", "NON-STRICT", "INFORMATIONAL", "FAILED", "UNIMPLEMENTED")
+
+REGEN = "bash autobahn/run.sh"
+DOC_MAX_ROWS = 100
+NOT_SELECTED = "not run: the spec's \"cases\" did not select it"
+
+
+def case_key(case_id):
+    return tuple(int(x) for x in case_id.split("."))
+
+
+def group_of(case_id):
+    return case_id.split(".")[0]
+
+
+def pattern_matches(pattern, case_id):
+    """Autobahn's case patterns: '*' is a wildcard, '.' is literal."""
+    if "*" not in pattern:
+        return pattern == case_id
+    rx = "^" + re.escape(pattern).replace(r"\*", ".*") + "$"
+    return re.match(rx, case_id) is not None
+
+
+def load_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_expected(path):
+    data = load_json(path)
+    problems = []
+    for role in ROLES:
+        if role not in data:
+            problems.append("expected file has no %r section" % role)
+            continue
+        for cid, exp in data[role].items():
+            b, bc = exp.get("behavior"), exp.get("behaviorClose")
+            if b not in ALLOWED_EXPECTED:
+                problems.append("%s %s: expected behavior %r is not one of %s" % (role, cid, b, sorted(ALLOWED_EXPECTED)))
+            if bc not in ALLOWED_EXPECTED:
+                problems.append("%s %s: expected behaviorClose %r is not one of %s" % (role, cid, bc, sorted(ALLOWED_EXPECTED)))
+            if "INFORMATIONAL" in (b, bc) and not isinstance(exp.get("remoteCloseCode"), int):
+                problems.append("%s %s: INFORMATIONAL needs an integer remoteCloseCode in the expected file" % (role, cid))
+    return data, problems
+
+
+class RoleRun:
+    """One role's report: index.json plus the spec that produced it."""
+
+    def __init__(self, reports_dir, role, agent):
+        self.role = role
+        self.dir = os.path.join(reports_dir, role)
+        self.index_path = os.path.join(self.dir, "index.json")
+        self.spec_path = os.path.join(reports_dir, "spec-%s.json" % role)
+        self.error = None
+        self.cases = {}
+        self.agent = agent
+        self.excluded_patterns = []
+        self.selected_patterns = ["*"]
+        if os.path.exists(self.spec_path):
+            try:
+                spec = load_json(self.spec_path)
+                self.excluded_patterns = list(spec.get("exclude-cases", []))
+                self.selected_patterns = list(spec.get("cases", ["*"]))
+            except (OSError, ValueError) as e:
+                self.error = "cannot read %s: %s" % (self.spec_path, e)
+                return
+        if not os.path.exists(self.index_path):
+            self.error = "report %s is missing (did the run finish?)" % self.index_path
+            return
+        try:
+            index = load_json(self.index_path)
+        except (OSError, ValueError) as e:
+            self.error = "cannot read %s: %s" % (self.index_path, e)
+            return
+        if agent in index:
+            self.cases = index[agent]
+        elif len(index) == 1:
+            self.agent, self.cases = next(iter(index.items()))
+        else:
+            self.error = "%s has agents %s, none of them %r" % (self.index_path, sorted(index), agent)
+
+    def excluded(self, case_id):
+        return any(pattern_matches(p, case_id) for p in self.excluded_patterns)
+
+    def selected(self, case_id):
+        return any(pattern_matches(p, case_id) for p in self.selected_patterns)
+
+    def report_file(self, case_id):
+        r = self.cases.get(case_id, {}).get("reportfile")
+        return os.path.join(self.dir, r) if r else None
+
+    def details(self, case_id):
+        """The per-case report's result/resultClose text, for the failure listing."""
+        path = self.report_file(case_id)
+        if not path or not os.path.exists(path):
+            return None
+        try:
+            rep = load_json(path)
+        except (OSError, ValueError):
+            return None
+        return rep
+
+
+def classify(run, exp, case_id):
+    """Returns (bucket, problems) for one case of one role."""
+    problems = []
+    got = run.cases.get(case_id)
+    if got is None:
+        if run.excluded(case_id):
+            if exp is not None and exp.get("behavior") != "UNIMPLEMENTED":
+                problems.append("excluded from the run by the spec, but expected %s" % exp.get("behavior"))
+                return "FAILED", problems
+            return "UNIMPLEMENTED", problems
+        if not run.selected(case_id):
+            problems.append(NOT_SELECTED)
+        else:
+            problems.append("missing from the report")
+        return "FAILED", problems
+
+    b, bc = got.get("behavior"), got.get("behaviorClose")
+    code = got.get("remoteCloseCode")
+    if exp is None:
+        problems.append("not in the expected file")
+    for what, val in (("behavior", b), ("behaviorClose", bc)):
+        if val in FORBIDDEN:
+            problems.append("%s is %s" % (what, val))
+        elif exp is not None and val != exp.get(what):
+            problems.append("%s is %s, expected %s" % (what, val, exp.get(what)))
+    if "INFORMATIONAL" in (b, bc) and exp is not None:
+        want = exp.get("remoteCloseCode")
+        if want is None or code != want:
+            problems.append("INFORMATIONAL with close code %s, expected %s" % (code, want))
+
+    if b in FORBIDDEN - {"NON-STRICT"} or bc in FORBIDDEN - {"NON-STRICT"}:
+        bucket = "FAILED"
+    elif "NON-STRICT" in (b, bc):
+        bucket = "NON-STRICT"
+    elif b == "UNIMPLEMENTED":
+        bucket = "UNIMPLEMENTED"
+    elif b == "INFORMATIONAL":
+        bucket = "INFORMATIONAL" if not problems else "FAILED"
+    elif b == "OK" and bc == "OK":
+        bucket = "OK"
+    else:
+        bucket = "FAILED"
+    return bucket, problems
+
+
+def shorten(text, limit=400):
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
+def write_doc(path, results, runs, failures, roles):
+    groups = sorted({group_of(c) for role in roles for c in results[role]}, key=int)
+    lines = []
+    lines.append("# Autobahn|Testsuite conformance")
+    lines.append("")
+    lines.append("<!-- Generated by autobahn/check.py from the last run; do not edit by hand. -->")
+    lines.append("")
+    lines.append("Regenerate with:")
+    lines.append("")
+    lines.append("```sh")
+    lines.append(REGEN)
+    lines.append("```")
+    lines.append("")
+    lines.append(
+        "It installs Autobahn|Testsuite 0.8.2 (`wstest`, Python 2.7) into `autobahn/.venv27` if missing, "
+        "builds `examples/autobahn_client.rs` and `examples/autobahn_server.rs` in release mode, runs both "
+        "directions on 127.0.0.1, and checks every case's `behavior` and `behaviorClose` against "
+        "`autobahn/expected.json` with `autobahn/check.py`. The run fails on any NON-STRICT, FAILED, UNCLEAN, "
+        "WRONG CODE or FAILED BY CLIENT outcome, on an INFORMATIONAL case whose close code differs from the "
+        "expected one, on a missing case, and on any other difference from the expected file. Full reports "
+        "(HTML and JSON) land in `autobahn/reports/` (not committed)."
+    )
+    lines.append("")
+    for role in roles:
+        lines.append("- %s" % ROLE_DESC[role])
+    lines.append("")
+    verdict = "PASS" if not failures else "FAIL (%d case results off expectation)" % len(failures)
+    lines.append("Last run: **%s**." % verdict)
+    lines.append("")
+
+    head = ["Group", "Title", "Cases"]
+    for role in roles:
+        for b in BUCKETS:
+            head.append("%s %s" % (role.capitalize(), b))
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
+    totals = {role: {b: 0 for b in BUCKETS} for role in roles}
+    total_cases = 0
+    for g in groups:
+        n = max(sum(1 for c in results[role] if group_of(c) == g) for role in roles)
+        total_cases += n
+        row = [g, GROUP_TITLES.get(g, "?"), str(n)]
+        for role in roles:
+            counts = {b: 0 for b in BUCKETS}
+            for c, (bucket, _) in results[role].items():
+                if group_of(c) == g:
+                    counts[bucket] += 1
+            for b in BUCKETS:
+                totals[role][b] += counts[b]
+                row.append(str(counts[b]) if counts[b] else "")
+        lines.append("| " + " | ".join(row) + " |")
+    row = ["**all**", "", "**%d**" % total_cases]
+    for role in roles:
+        for b in BUCKETS:
+            row.append("**%d**" % totals[role][b])
+    lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append(
+        "OK: behaved and closed exactly as the spec asks. NON-STRICT: passed, but not strictly. "
+        "INFORMATIONAL: the spec leaves the behaviour open (7.1.6, 7.13.1, 7.13.2); counted here only when "
+        "the close code matches the expected file. FAILED: FAILED, UNCLEAN, WRONG CODE, FAILED BY CLIENT, "
+        "missing, or INFORMATIONAL with the wrong close code. UNIMPLEMENTED: permessage-deflate (12.*, 13.*) "
+        "is not negotiated yet, so the suite skips the case after a clean handshake and close."
+    )
+    notes = []
+    for role in roles:
+        run = runs[role]
+        if run.excluded_patterns:
+            notes.append(
+                "The %s run excluded %s from the spec; those cases count as UNIMPLEMENTED (not run)."
+                % (role, ", ".join("`%s`" % p for p in run.excluded_patterns))
+            )
+    if notes:
+        lines.append("")
+        lines.extend(notes)
+    if failures:
+        lines.append("")
+        lines.append("## Off expectation")
+        lines.append("")
+        lines.append("| Role | Case | behavior | behaviorClose | close code | Problem |")
+        lines.append("|---|---|---|---|---|---|")
+        for f in failures[:DOC_MAX_ROWS]:
+            lines.append(
+                "| %s | %s | %s | %s | %s | %s |"
+                % (f["role"], f["case"], f["behavior"], f["behaviorClose"], f["code"], "; ".join(f["problems"]))
+            )
+        if len(failures) > DOC_MAX_ROWS:
+            lines.append("")
+            lines.append("... and %d more; `python3 autobahn/check.py` lists them all." % (len(failures) - DOC_MAX_ROWS))
+    lines.append("")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines))
+
+
+def update_expected(path, expected, runs, roles):
+    bad = []
+    for role in roles:
+        run = runs[role]
+        if run.error:
+            bad.append(run.error)
+            continue
+        new = {}
+        for cid in sorted(set(run.cases) | set(expected.get(role, {})), key=case_key):
+            got = run.cases.get(cid)
+            if got is None:
+                if cid in expected.get(role, {}) and run.excluded(cid):
+                    new[cid] = expected[role][cid]
+                continue
+            b, bc = got["behavior"], got["behaviorClose"]
+            if b not in ALLOWED_EXPECTED or bc not in ALLOWED_EXPECTED:
+                bad.append("%s %s: %s/%s cannot be expected" % (role, cid, b, bc))
+                continue
+            e = {"behavior": b, "behaviorClose": bc}
+            if "INFORMATIONAL" in (b, bc):
+                e["remoteCloseCode"] = got.get("remoteCloseCode")
+            new[cid] = e
+        expected[role] = new
+    if bad:
+        print("refusing to update %s:" % path, file=sys.stderr)
+        for b in bad:
+            print("  " + b, file=sys.stderr)
+        return 1
+    out = ["{"]
+    if "_comment" in expected:
+        out.append('  "_comment": %s,' % json.dumps(expected["_comment"]))
+    for i, role in enumerate(ROLES):
+        out.append('  "%s": {' % role)
+        out.append(",\n".join('    "%s": %s' % (c, json.dumps(e)) for c, e in sorted(expected[role].items(), key=lambda kv: case_key(kv[0]))))
+        out.append("  }" + ("," if i < len(ROLES) - 1 else ""))
+    out.append("}")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(out) + "\n")
+    print("wrote %s" % path)
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reports", default=os.path.join(HERE, "reports"))
+    ap.add_argument("--expected", default=os.path.join(HERE, "expected.json"))
+    ap.add_argument("--roles", default="client,server", help="comma-separated subset of client,server")
+    ap.add_argument("--agent", default="wsstream", help="agent name in index.json (default: wsstream)")
+    ap.add_argument("--doc", help="write the Markdown table here (e.g. docs/conformance.md)")
+    ap.add_argument("--update-expected", action="store_true", help="rewrite the expected file from the reports")
+    args = ap.parse_args()
+
+    roles = [r for r in args.roles.split(",") if r]
+    for r in roles:
+        if r not in ROLES:
+            ap.error("unknown role %r" % r)
+
+    expected, exp_problems = load_expected(args.expected)
+    runs = {role: RoleRun(args.reports, role, args.agent) for role in roles}
+
+    if args.update_expected:
+        return update_expected(args.expected, expected, runs, roles)
+
+    failures = []
+    fatal = list(exp_problems)
+    results = {}
+    for role in roles:
+        run = runs[role]
+        exp_role = expected.get(role, {})
+        results[role] = {}
+        if run.error:
+            fatal.append(run.error)
+        ids = sorted(set(exp_role) | set(run.cases), key=case_key)
+        for cid in ids:
+            bucket, problems = classify(run, exp_role.get(cid), cid)
+            results[role][cid] = (bucket, problems)
+            if problems:
+                got = run.cases.get(cid, {})
+                failures.append(
+                    {
+                        "role": role,
+                        "case": cid,
+                        "behavior": got.get("behavior", "-"),
+                        "behaviorClose": got.get("behaviorClose", "-"),
+                        "code": got.get("remoteCloseCode", "-"),
+                        "problems": problems,
+                        "report": run.report_file(cid),
+                    }
+                )
+
+    # Summary per role.
+    for role in roles:
+        counts = {b: 0 for b in BUCKETS}
+        for bucket, _ in results[role].values():
+            counts[bucket] += 1
+        print(
+            "autobahn %s: %d cases: %s"
+            % (role, len(results[role]), ", ".join("%d %s" % (counts[b], b) for b in BUCKETS if counts[b]))
+        )
+
+    if args.doc:
+        write_doc(args.doc, results, runs, failures, roles)
+        print("wrote %s" % os.path.relpath(args.doc))
+
+    for p in fatal:
+        print("ERROR: %s" % p)
+    if failures:
+        print("")
+        print("%d case results off expectation:" % len(failures))
+        unselected = [f for f in failures if f["problems"] == [NOT_SELECTED]]
+        for role in roles:
+            n = sum(1 for f in unselected if f["role"] == role)
+            if n:
+                print("  %-6s %d cases not run: the spec's \"cases\" (AUTOBAHN_CASES) did not select them" % (role, n))
+        for f in failures:
+            if f["problems"] == [NOT_SELECTED]:
+                continue
+            print(
+                "  %-6s %-8s behavior=%s behaviorClose=%s remoteCloseCode=%s: %s"
+                % (f["role"], f["case"], f["behavior"], f["behaviorClose"], f["code"], "; ".join(f["problems"]))
+            )
+            if f["report"]:
+                print("         report: %s" % os.path.relpath(f["report"]))
+                rep = runs[f["role"]].details(f["case"])
+                if rep:
+                    print("         case:   %s" % shorten(rep.get("description", ""), 200))
+                    print("         expect: %s" % shorten(rep.get("expectation", ""), 200))
+                    print("         result: %s" % shorten(rep.get("result", ""), 300))
+                    print("         close:  %s" % shorten(rep.get("resultClose", ""), 300))
+    n_total = sum(len(results[role]) for role in roles)
+    n_off = len({(f["role"], f["case"]) for f in failures})
+    if failures or fatal:
+        print("autobahn: FAILED")
+    else:
+        print("autobahn: all %s results as expected" % " and ".join(roles))
+    # The plain closing line: one per case and role, as expected or not.
+    print("autobahn: %d passed, %d failed" % (n_total - n_off, n_off or len(fatal)))
+    return 1 if failures or fatal else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+//! The sans-io hot paths beside the cost of moving the same bytes:
+//! masking against a byte-at-a-time loop and memcpy, decoding a masked frame
+//! against memcpy, and reading text without re-validating it.
+//!
+//! `cargo bench --bench core`
+
+use bytes::{Bytes, BytesMut};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+use wsstream::proto::{apply_mask, FrameDecoder, FrameHeader, OpCode, Role, MAX_HEADER_LEN};
+use wsstream::Utf8Bytes;
+
+const SIZES: [usize; 4] = [16, 1024, 64 * 1024, 1 << 20];
+const KEY: [u8; 4] = [0x37, 0xFA, 0x21, 0x3D];
+
+fn masking(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mask");
+    for size in SIZES {
+        let mut buf = vec![0x5Au8; size];
+        let src = vec![0xA5u8; size];
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(BenchmarkId::new("words", size), &size, |b, _| {
+            b.iter(|| apply_mask(black_box(&mut buf), KEY, 0))
+        });
+        group.bench_with_input(BenchmarkId::new("bytewise", size), &size, |b, _| {
+            b.iter(|| {
+                for (i, byte) in black_box(&mut buf).iter_mut().enumerate() {
+                    *byte ^= KEY[i & 3];
+                }
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("memcpy", size), &size, |b, _| {
+            b.iter(|| black_box(&mut buf).copy_from_slice(black_box(&src)))
+        });
+    }
+    group.finish();
+}
+
+fn masked_frame(size: usize) -> Vec<u8> {
+    let header = FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode: OpCode::Binary,
+        mask: Some(KEY),
+        payload_len: size as u64,
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = header.encode(&mut head);
+    let mut wire = head[..n].to_vec();
+    wire.extend(std::iter::repeat_n(0x42u8, size));
+    wire
+}
+
+fn decoding(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode_masked_frame");
+    for size in SIZES {
+        let wire = masked_frame(size);
+        group.throughput(Throughput::Bytes(size as u64));
+        let mut decoder = FrameDecoder::new(Role::Server, usize::MAX);
+        let mut buf = BytesMut::with_capacity(wire.len());
+        group.bench_with_input(BenchmarkId::new("decode", size), &size, |b, _| {
+            b.iter(|| {
+                // The copy in stands for the socket read that fills the buffer.
+                buf.clear();
+                buf.extend_from_slice(&wire);
+                black_box(decoder.decode(&mut buf).ok().flatten())
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("memcpy", size), &size, |b, _| {
+            b.iter(|| {
+                buf.clear();
+                buf.extend_from_slice(&wire);
+                black_box(buf.split().freeze())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn text_access(c: &mut Criterion) {
+    let mut group = c.benchmark_group("text_as_str");
+    let text = Utf8Bytes::from("ünïcödé text ".repeat(5000));
+    let raw = Bytes::from(text.as_bytes().to_vec());
+    group.throughput(Throughput::Bytes(raw.len() as u64));
+    group.bench_function("utf8bytes_as_str", |b| {
+        b.iter(|| black_box(black_box(&text).as_str()).len())
+    });
+    group.bench_function("from_utf8_checked", |b| {
+        b.iter(|| {
+            std::str::from_utf8(black_box(&raw))
+                .map(str::len)
+                .unwrap_or(0)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, masking, decoding, text_access);
+criterion_main!(benches);
