@@ -586,3 +586,67 @@ async fn dropping_every_handle_stops_the_handshake() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn opened_is_a_duplex_for_split_filter_and_buffer_unordered() {
+    let (listener, url) = listen().await;
+    let server = tokio::spawn(echo_once(listener, ServerOptions::default()));
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let (mut sink, stream) = within(ws.opened()).await.unwrap().split();
+    let send = async move {
+        let mut out = futures::stream::iter(0..100u32).map(|i| Ok(Message::text(i.to_string())));
+        sink.send_all(&mut out).await.unwrap();
+        sink
+    };
+    let receive = stream
+        .take(100)
+        .map(|m| m.unwrap())
+        .filter(|m| futures::future::ready(m.as_text().is_some_and(|t| t.ends_with('7'))))
+        .map(|m| async move { m.as_text().unwrap().parse::<u32>().unwrap() })
+        .buffer_unordered(4)
+        .collect::<Vec<u32>>();
+    let (_sink, mut got) = within(futures::future::join(send, receive)).await;
+    got.sort_unstable();
+    assert_eq!(got, (0..100).filter(|i| i % 10 == 7).collect::<Vec<u32>>());
+    ws.close(1000, "").unwrap();
+    within(ws.closed()).await.unwrap();
+    within(server).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn ipv6_loopback_literals_work() {
+    let listener = match TcpListener::bind("[::1]:0").await {
+        Ok(listener) => listener,
+        Err(err) => panic!("this machine has no IPv6 loopback ({err}); the URL tests need one"),
+    };
+    let url = format!(
+        "ws://[::1]:{}/v6?q=1",
+        listener.local_addr().unwrap().port()
+    );
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let ws = WebSocketStream::accept(tcp, ServerOptions::default())
+            .await
+            .unwrap();
+        let request = ws.request().unwrap();
+        let seen = (
+            request.uri().to_string(),
+            request.headers()["host"].to_str().unwrap().to_owned(),
+        );
+        let opened = ws.opened().await.unwrap();
+        opened.readable.forward(opened.writable).await.unwrap();
+        seen
+    });
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let mut opened = within(ws.opened()).await.unwrap();
+    opened.send(Message::text("over v6")).await.unwrap();
+    assert_eq!(
+        within(opened.next()).await.unwrap().unwrap(),
+        Message::text("over v6")
+    );
+    ws.close(1000, "").unwrap();
+    within(ws.closed()).await.unwrap();
+    let (uri, host) = within(server).await.unwrap();
+    assert_eq!(uri, "/v6?q=1");
+    assert!(host.starts_with("[::1]:"), "{host}");
+}

@@ -48,6 +48,37 @@ pub struct Opened {
     pub extensions: String,
 }
 
+/// `Opened` is also a `Stream` and a `Sink` (its readable and writable), so
+/// code that wants one duplex value can use it whole, for example with
+/// `StreamExt::split`.
+impl futures_core::Stream for Opened {
+    type Item = Result<crate::Message, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.readable).poll_next(cx)
+    }
+}
+
+impl futures_sink::Sink<crate::Message> for Opened {
+    type Error = Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.writable).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, message: crate::Message) -> Result<(), Error> {
+        Pin::new(&mut self.writable).start_send(message)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.writable).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.writable).poll_close(cx)
+    }
+}
+
 /// How a connection ended cleanly: the code and reason of the peer's close
 /// frame, as WHATWG's `closed` promise gives them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +162,10 @@ impl WebSocketStream {
     /// A request that is not an acceptable upgrade gets `400`, `405` or
     /// `426` with a plain-text reason and fails with
     /// [`HandshakeError::Rejected`].
+    ///
+    /// Cancel safety: dropping the future drops `io` and whatever part of
+    /// the handshake it held; bound it with a timeout against clients that
+    /// never finish their request.
     pub async fn accept<T: Transport>(io: T, options: ServerOptions) -> Result<Self, Error> {
         let mut io: BoxedTransport = Box::pin(io);
         let mut buf = BytesMut::with_capacity(4096);
