@@ -144,6 +144,30 @@ async fn pongs_are_flushed_while_the_user_only_reads() {
     assert_eq!(within(reader).await.unwrap(), Some(Message::text("ok")));
 }
 
+#[tokio::test]
+async fn the_last_ping_of_a_burst_is_answered() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let mut peer = accept_raw(&listener).await;
+    let mut readable = within(ws.opened()).await.unwrap().readable;
+    let _reader = tokio::spawn(async move { readable.next().await.map(|m| m.unwrap()) });
+    // More pings than the pongs the connection keeps queued, in one write.
+    let burst: Vec<u8> = (0..40u8)
+        .flat_map(|i| frame(OpCode::Ping, true, &[i], None))
+        .collect();
+    peer.send(&burst).await;
+    loop {
+        let pong = peer
+            .read_frame()
+            .await
+            .expect("connection ended before the last pong");
+        assert_eq!(pong.header.opcode, OpCode::Pong);
+        if pong.payload[..] == [39] {
+            break;
+        }
+    }
+}
+
 struct CountingWaker(AtomicUsize);
 
 impl Wake for CountingWaker {

@@ -202,8 +202,7 @@ impl Connection {
     /// Whether a control frame (pong, ping, close) waits to be written: the
     /// reader should flush rather than leave it to the writer's batching.
     pub fn has_urgent(&self) -> bool {
-        self.out.consumed_position() < self.urgent_end
-            || self.pending_pong.is_some() && self.queued_pongs.is_empty()
+        self.out.consumed_position() < self.urgent_end || self.pending_pong.is_some()
     }
 
     /// Whether a close frame has been queued (by us, as initiator or reply).

@@ -70,12 +70,14 @@ impl Driver {
     /// and the transport flushed. `Pending` registers `write` for the socket.
     pub(crate) fn poll_write_queued(&mut self, write: &Fanout) -> Poll<io::Result<()>> {
         let mut cx = write.context();
-        while self.proto.buffered() > 0 {
-            let n = ready!(poll_write_buf(
-                self.io.as_mut(),
-                &mut cx,
-                self.proto.outgoing()
-            ))?;
+        loop {
+            // Asking for the queue each turn lets a pong held back by the
+            // pong bound join it once the earlier ones are written.
+            let queue = self.proto.outgoing();
+            if queue.is_empty() {
+                break;
+            }
+            let n = ready!(poll_write_buf(self.io.as_mut(), &mut cx, queue))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
