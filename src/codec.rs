@@ -22,11 +22,11 @@
 //! assert_eq!((frame.header.opcode, &frame.payload[..]), (OpCode::Text, &b"hello"[..]));
 //! ```
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::proto::{
-    apply_mask, Frame, FrameDecoder, FrameHeader, MaskKeys, Message, OpCode, Role, MAX_HEADER_LEN,
+    encode_frame, Frame, FrameDecoder, FrameHeader, MaskKeys, Message, OpCode, Role, MAX_HEADER_LEN,
 };
 use crate::Error;
 
@@ -71,18 +71,10 @@ impl Encoder<Frame> for FrameCodec {
         };
         let header = FrameHeader {
             mask,
-            payload_len: frame.payload.len() as u64,
             ..frame.header
         };
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let head_len = header.encode(&mut head);
-        dst.reserve(head_len + frame.payload.len());
-        dst.put_slice(&head[..head_len]);
-        let start = dst.len();
-        dst.put_slice(&frame.payload);
-        if let Some(key) = mask {
-            apply_mask(&mut dst[start..], key, 0);
-        }
+        dst.reserve(MAX_HEADER_LEN + frame.payload.len());
+        encode_frame(&header, &frame.payload, dst);
         Ok(())
     }
 }

@@ -6,10 +6,11 @@ use bytes::{Buf, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::error::HandshakeError;
+use super::head::head_len;
 use super::key::{accept_key, generate_key};
 use super::target::Target;
 use super::tokens::has_token;
-use super::{MAX_HEADERS, MAX_HEAD_LEN};
+use super::MAX_HEADERS;
 
 /// What the server agreed to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,16 +77,9 @@ impl ClientHandshake {
     pub fn read_response(&self, buf: &mut BytesMut) -> Result<Option<Negotiated>, HandshakeError> {
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut fields);
-        let head_len = match response.parse(buf)? {
-            httparse::Status::Complete(len) => len,
-            httparse::Status::Partial if buf.len() > MAX_HEAD_LEN => {
-                return Err(HandshakeError::HeadTooLarge)
-            }
-            httparse::Status::Partial => return Ok(None),
+        let Some(head_len) = head_len(response.parse(buf)?, buf.len())? else {
+            return Ok(None);
         };
-        if head_len > MAX_HEAD_LEN {
-            return Err(HandshakeError::HeadTooLarge);
-        }
         let code = response.code.unwrap_or(0);
         if code != 101 {
             let status = StatusCode::from_u16(code)
@@ -167,6 +161,7 @@ pub(crate) fn header_map(fields: &[httparse::Header<'_>]) -> HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handshake::MAX_HEAD_LEN;
 
     fn handshake(protocols: &[&str]) -> ClientHandshake {
         let target = Target::parse("ws://example.test:9000/chat?x=1").unwrap();

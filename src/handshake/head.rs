@@ -1,6 +1,9 @@
 //! Finding the end of an HTTP head without re-parsing it on every read, so
 //! a peer that drips its head a byte at a time costs linear time.
 
+use super::error::HandshakeError;
+use super::MAX_HEAD_LEN;
+
 /// Remembers how far a growing buffer has been searched for the blank line
 /// that ends a head.
 #[derive(Debug, Default, Clone)]
@@ -16,6 +19,19 @@ impl HeadScan {
         self.searched = buf.len();
         let window = &buf[start.min(buf.len())..];
         window.windows(2).any(|w| w == b"\n\n") || window.windows(3).any(|w| w == b"\n\r\n")
+    }
+}
+
+/// The length of a parsed head, `None` while it is incomplete, or an error
+/// once it is (or can only become) longer than [`MAX_HEAD_LEN`].
+pub(crate) fn head_len(
+    status: httparse::Status<usize>,
+    buffered: usize,
+) -> Result<Option<usize>, HandshakeError> {
+    match status {
+        httparse::Status::Complete(len) if len <= MAX_HEAD_LEN => Ok(Some(len)),
+        httparse::Status::Partial if buffered <= MAX_HEAD_LEN => Ok(None),
+        _ => Err(HandshakeError::HeadTooLarge),
     }
 }
 

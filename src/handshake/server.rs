@@ -5,9 +5,10 @@ use http::{Method, Request, StatusCode};
 
 use super::client::header_map;
 use super::error::HandshakeError;
+use super::head::head_len;
 use super::key::{accept_key, is_valid_key};
 use super::tokens::{has_token, split_list};
-use super::{MAX_HEADERS, MAX_HEAD_LEN};
+use super::MAX_HEADERS;
 
 /// A valid WebSocket upgrade request.
 #[derive(Debug)]
@@ -27,16 +28,9 @@ pub struct RequestHead {
 pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HandshakeError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut fields);
-    let head_len = match parsed.parse(buf)? {
-        httparse::Status::Complete(len) => len,
-        httparse::Status::Partial if buf.len() > MAX_HEAD_LEN => {
-            return Err(HandshakeError::HeadTooLarge)
-        }
-        httparse::Status::Partial => return Ok(None),
+    let Some(head_len) = head_len(parsed.parse(buf)?, buf.len())? else {
+        return Ok(None);
     };
-    if head_len > MAX_HEAD_LEN {
-        return Err(HandshakeError::HeadTooLarge);
-    }
     let reject = |status, reason| HandshakeError::Rejected { status, reason };
     if parsed.method != Some("GET") {
         return Err(reject(

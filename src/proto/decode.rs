@@ -154,7 +154,7 @@ impl FrameDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::frame::{OpCode, MAX_HEADER_LEN};
+    use crate::proto::frame::{encode_frame, OpCode};
 
     fn encoded(opcode: OpCode, fin: bool, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
         let header = FrameHeader {
@@ -162,16 +162,10 @@ mod tests {
             rsv: 0,
             opcode,
             mask,
-            payload_len: payload.len() as u64,
+            payload_len: 0,
         };
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let n = header.encode(&mut head);
-        let mut out = head[..n].to_vec();
-        let start = out.len();
-        out.extend_from_slice(payload);
-        if let Some(key) = mask {
-            apply_mask(&mut out[start..], key, 0);
-        }
+        let mut out = Vec::new();
+        encode_frame(&header, payload, &mut out);
         out
     }
 

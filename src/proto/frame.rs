@@ -1,6 +1,9 @@
 //! Frame headers (RFC 6455 §5.2): opcodes, parsing and encoding.
 
+use bytes::BufMut;
+
 use super::error::ProtocolError;
+use super::mask::apply_mask;
 
 /// The largest header: 2 bytes, a 64-bit length and a masking key.
 pub const MAX_HEADER_LEN: usize = 14;
@@ -174,6 +177,24 @@ impl FrameHeader {
             _ => 10,
         };
         len + if self.mask.is_some() { 4 } else { 0 }
+    }
+}
+
+/// Appends a whole frame to `dst`: the header, then the payload masked with
+/// the header's key if it has one. The header's length field is taken from
+/// `payload`.
+pub fn encode_frame<B: BufMut + AsMut<[u8]>>(header: &FrameHeader, payload: &[u8], dst: &mut B) {
+    let header = FrameHeader {
+        payload_len: payload.len() as u64,
+        ..*header
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let head_len = header.encode(&mut head);
+    dst.put_slice(&head[..head_len]);
+    let start = dst.as_mut().len();
+    dst.put_slice(payload);
+    if let Some(key) = header.mask {
+        apply_mask(&mut dst.as_mut()[start..], key, 0);
     }
 }
 

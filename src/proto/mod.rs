@@ -20,7 +20,9 @@ mod tests;
 pub use conn::{Connection, Limits, SendError};
 pub use decode::{Frame, FrameDecoder, FrameObserver};
 pub use error::ProtocolError;
-pub use frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1, RSV_ALL};
+pub use frame::{
+    encode_frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1, RSV_ALL,
+};
 pub use mask::{apply_mask, MaskKeys};
 pub use message::{CloseCode, CloseFrame, InvalidCloseCode, Message, Utf8Bytes, MAX_CLOSE_REASON};
 pub use outqueue::OutQueue;

@@ -7,22 +7,15 @@ use super::*;
 
 /// Encodes a frame as the peer of `us` would send it.
 fn peer_frame(us: Role, opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
-    let mask = (us == Role::Server).then_some([0x37, 0xFA, 0x21, 0x3D]);
     let header = FrameHeader {
         fin,
         rsv: 0,
         opcode,
-        mask,
-        payload_len: payload.len() as u64,
+        mask: (us == Role::Server).then_some([0x37, 0xFA, 0x21, 0x3D]),
+        payload_len: 0,
     };
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let n = header.encode(&mut head);
-    let mut out = head[..n].to_vec();
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut out[start..], key, 0);
-    }
+    let mut out = Vec::new();
+    encode_frame(&header, payload, &mut out);
     out
 }
 

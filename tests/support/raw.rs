@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wsstream::handshake::{parse_request, ServerReply};
-use wsstream::proto::{apply_mask, Frame, FrameDecoder, FrameHeader, OpCode, Role, MAX_HEADER_LEN};
+use wsstream::proto::{encode_frame, Frame, FrameDecoder, FrameHeader, OpCode, Role};
 
 /// Bounds every wait in a test so a bug fails it instead of hanging it.
 pub const LIMIT: Duration = Duration::from_secs(10);
@@ -108,16 +108,10 @@ pub fn frame(opcode: OpCode, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -
         rsv: 0,
         opcode,
         mask,
-        payload_len: payload.len() as u64,
+        payload_len: 0,
     };
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let n = header.encode(&mut head);
-    let mut out = head[..n].to_vec();
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut out[start..], key, 0);
-    }
+    let mut out = Vec::new();
+    encode_frame(&header, payload, &mut out);
     out
 }
 
