@@ -14,6 +14,7 @@ use super::MAX_HEADERS;
 
 /// What the server agreed to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Negotiated {
     /// The subprotocol the server chose, if any.
     pub protocol: Option<String>,

@@ -20,6 +20,7 @@ use super::Role;
 /// Size limits on what the peer may send. Crossing one fails the connection
 /// with close code 1009.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// The largest frame payload accepted (default 16 MiB).
     pub max_frame_size: usize,
