@@ -30,7 +30,9 @@ pub enum Error {
     /// `wss` was asked for, but TLS is not available: the `tls` feature is
     /// off, or no root certificates are configured.
     TlsUnavailable(&'static str),
-    /// The connection was started outside a tokio runtime.
+    /// The connection was started outside a tokio runtime, or in one built
+    /// without the time driver (`enable_time`), which keepalive and timeouts
+    /// need.
     NoRuntime,
     /// Reading, writing or connecting failed.
     Io(Arc<io::Error>),
@@ -49,6 +51,36 @@ pub enum Error {
     /// [`opened`](crate::WebSocketStream::opened) already handed out the
     /// readable and writable halves.
     AlreadyOpened,
+    /// A deadline passed: the opening handshake, the close handshake, a
+    /// keepalive pong, or the idle limit.
+    Timeout(Timeout),
+}
+
+/// Which deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Timeout {
+    /// Connecting, TLS and the opening handshake took longer than
+    /// `open_timeout` (client) or `handshake_timeout` (server).
+    Open,
+    /// The peer did not answer our close frame within `close_timeout`; the
+    /// socket was dropped.
+    Close,
+    /// The peer did not answer a keepalive ping within `ping_timeout`.
+    Keepalive,
+    /// Nothing arrived from the peer for `idle_timeout`.
+    Idle,
+}
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Open => "opening handshake timed out",
+            Self::Close => "peer did not answer the close frame in time",
+            Self::Keepalive => "peer did not answer a keepalive ping in time",
+            Self::Idle => "peer sent nothing for the idle timeout",
+        })
+    }
 }
 
 impl Error {
@@ -68,7 +100,7 @@ impl fmt::Display for Error {
             }
             Self::CloseReasonTooLong(len) => write!(f, "close reason of {len} bytes exceeds 123"),
             Self::TlsUnavailable(why) => write!(f, "TLS unavailable: {why}"),
-            Self::NoRuntime => f.write_str("no tokio runtime to connect in"),
+            Self::NoRuntime => f.write_str("no tokio runtime with I/O and time enabled"),
             Self::Io(_) => f.write_str("I/O error"),
             Self::Handshake(_) => f.write_str("opening handshake failed"),
             Self::Protocol(_) => f.write_str("peer violated the WebSocket protocol"),
@@ -76,6 +108,7 @@ impl fmt::Display for Error {
             Self::Closed => f.write_str("connection is closing or closed"),
             Self::Aborted => f.write_str("connection aborted before it opened"),
             Self::AlreadyOpened => f.write_str("the opened connection was already taken"),
+            Self::Timeout(timeout) => fmt::Display::fmt(timeout, f),
         }
     }
 }

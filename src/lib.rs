@@ -8,11 +8,11 @@ pub mod proto;
 mod stream;
 pub mod transport;
 
-pub use error::Error;
+pub use error::{Error, Timeout};
 pub use proto::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use stream::{
     CloseInfo, ClosedFuture, Opened, OpenedFuture, Options, Readable, ServerOptions,
-    WebSocketStream, Writable, DEFAULT_WRITE_HIGH_WATER,
+    WebSocketStream, Writable, DEFAULT_OPEN_TIMEOUT, DEFAULT_WRITE_HIGH_WATER,
 };
 /// Re-exported for [`Options::signal`]: WHATWG's `AbortSignal`.
 pub use tokio_util::sync::CancellationToken;

@@ -72,6 +72,8 @@ pub struct Connection {
     /// Where the last queued control frame ends: until it is written, the
     /// queue should be flushed without waiting for the writer.
     urgent_end: u64,
+    /// The payload of the latest pong received, until taken.
+    pong: Option<Bytes>,
 }
 
 impl Connection {
@@ -90,6 +92,7 @@ impl Connection {
             close_received: None,
             failure: None,
             urgent_end: 0,
+            pong: None,
         }
     }
 
@@ -140,7 +143,10 @@ impl Connection {
                 }
                 return Ok(None);
             }
-            OpCode::Pong => return Ok(None),
+            OpCode::Pong => {
+                self.pong = Some(payload);
+                return Ok(None);
+            }
             OpCode::Close => {
                 let close = parse_close(&payload)?;
                 if !self.close_sent {
@@ -176,6 +182,12 @@ impl Connection {
             return Err(SendError::ControlTooLong);
         }
         self.send_frame(OpCode::Ping, payload)
+    }
+
+    /// The payload of the latest pong the peer sent since the last call
+    /// (keepalive matches it against its ping).
+    pub fn take_pong(&mut self) -> Option<Bytes> {
+        self.pong.take()
     }
 
     /// Starts the close handshake: queues a close frame (with no body when

@@ -341,3 +341,14 @@ fn protocol_error_reply_carries_a_reason_and_fails_once() {
     assert_eq!(close_body(&sent[0]), Some(1002));
     assert!(sent[0].payload.len() > 2 && sent[0].payload.len() <= 125);
 }
+
+#[test]
+fn pongs_are_reported_for_keepalive_and_not_answered() {
+    let mut conn = Connection::new(Role::Client, Limits::default());
+    let mut wire = peer_frame(Role::Client, OpCode::Pong, true, b"k1");
+    wire.extend(peer_frame(Role::Client, OpCode::Pong, true, b"k2"));
+    feed(&mut conn, &wire).unwrap();
+    assert_eq!(conn.take_pong(), Some(Bytes::from_static(b"k2")));
+    assert_eq!(conn.take_pong(), None);
+    assert!(sent_frames(&mut conn).is_empty());
+}

@@ -12,9 +12,11 @@ use bytes::BytesMut;
 use tokio_util::io::{poll_read_buf, poll_write_buf};
 
 use super::fanout::Fanout;
-use crate::proto::{Connection, Message};
+use super::options::ConnConfig;
+use super::timers::Timers;
+use crate::proto::{CloseCode, CloseFrame, Connection, Message};
 use crate::transport::BoxedTransport;
-use crate::{CloseInfo, Error};
+use crate::{CloseInfo, Error, Timeout};
 
 /// Free space wanted in the read buffer before each read.
 const READ_SPACE: usize = 4 * 1024;
@@ -32,6 +34,7 @@ pub(crate) struct Driver {
     pub(crate) proto: Connection,
     read_buf: BytesMut,
     high_water: usize,
+    timers: Timers,
     eof: bool,
     shut_down: bool,
 }
@@ -49,13 +52,14 @@ impl Driver {
         io: BoxedTransport,
         proto: Connection,
         read_buf: BytesMut,
-        high_water: usize,
+        config: ConnConfig,
     ) -> Self {
         Self {
             io,
             proto,
             read_buf,
-            high_water,
+            high_water: config.write_high_water,
+            timers: Timers::new(config.timeouts),
             eof: false,
             shut_down: false,
         }
@@ -93,6 +97,9 @@ impl Driver {
         loop {
             // A protocol error (or the peer's close) shows in `is_closed`.
             let received = self.proto.receive(&mut self.read_buf);
+            if let Some(pong) = self.proto.take_pong() {
+                self.timers.on_pong(&pong);
+            }
             let closed = self.proto.is_closed();
             let mut flushed = true;
             if closed || self.proto.has_urgent() {
@@ -105,16 +112,25 @@ impl Driver {
                 }
             }
             if closed {
-                if !flushed {
-                    return Poll::Pending;
+                if flushed {
+                    if let Poll::Ready(outcome) = self.poll_finish(write) {
+                        return Poll::Ready(Progress::Ended(outcome));
+                    }
                 }
-                return self.poll_finish(write).map(Progress::Ended);
+                // Waiting for the socket to take our close frame: bounded by
+                // the close timeout like waiting for the peer's reply.
+                return self.poll_deadlines(read, write).map(Progress::Ended);
             }
             if let Ok(Some(message)) = received {
                 return Poll::Ready(Progress::Message(message));
             }
             if self.eof {
                 return Poll::Ready(Progress::Ended(Err(Error::ConnectionLost)));
+            }
+            // Checked on every turn, so a peer that keeps sending cannot
+            // hold off the close timeout.
+            if let Poll::Ready(outcome) = self.poll_deadlines(read, write) {
+                return Poll::Ready(Progress::Ended(outcome));
             }
             if self.read_buf.capacity() - self.read_buf.len() < READ_SPACE {
                 self.read_buf.reserve(READ_GROW);
@@ -125,10 +141,40 @@ impl Driver {
                 &mut self.read_buf
             )) {
                 Ok(0) => self.eof = true,
-                Ok(_) => {}
+                Ok(_) => self.timers.on_bytes_received(),
                 Err(err) => return Poll::Ready(Progress::Ended(Err(Error::io(err)))),
             }
         }
+    }
+
+    /// Sends a keepalive ping when one is due, and ends the connection with
+    /// a timeout error when a deadline has passed. `Pending` means the
+    /// timer will wake the tasks registered with `read` at the next one.
+    fn poll_deadlines(&mut self, read: &Fanout, write: &Fanout) -> Poll<Result<CloseInfo, Error>> {
+        let timeout = match self.timers.poll(&mut read.context(), &mut self.proto) {
+            Poll::Ready(timeout) => timeout,
+            Poll::Pending => {
+                if self.proto.has_urgent() {
+                    // A keepalive ping was queued: send it now.
+                    if let Poll::Ready(Err(err)) = self.poll_write_queued(write) {
+                        return Poll::Ready(Err(Error::io(err)));
+                    }
+                }
+                return Poll::Pending;
+            }
+        };
+        // Tell the peer why, if the socket takes it; we do not wait.
+        let reason = match timeout {
+            Timeout::Keepalive => Some((CloseCode::INTERNAL_ERROR, "keepalive ping timeout")),
+            Timeout::Idle => Some((CloseCode::GOING_AWAY, "idle timeout")),
+            _ => None,
+        };
+        if let Some((code, reason)) = reason {
+            if self.proto.close(Some(&CloseFrame::truncated(code, reason))) {
+                let _ = self.poll_write_queued(write);
+            }
+        }
+        Poll::Ready(Err(Error::Timeout(timeout)))
     }
 
     /// After the close handshake (or a protocol failure) with our close

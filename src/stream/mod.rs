@@ -5,8 +5,9 @@ mod fanout;
 mod halves;
 mod options;
 mod shared;
+mod timers;
 mod websocket;
 
 pub use halves::{Readable, Writable};
-pub use options::{Options, ServerOptions, DEFAULT_WRITE_HIGH_WATER};
+pub use options::{Options, ServerOptions, DEFAULT_OPEN_TIMEOUT, DEFAULT_WRITE_HIGH_WATER};
 pub use websocket::{CloseInfo, ClosedFuture, Opened, OpenedFuture, WebSocketStream};

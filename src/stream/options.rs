@@ -2,10 +2,12 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
+use super::timers::TimeoutConfig;
 use crate::handshake::{validate_protocols, RESERVED_HEADERS};
 use crate::proto::Limits;
 use crate::Error;
@@ -13,11 +15,15 @@ use crate::Error;
 /// The default high-water mark of the writable (128 KiB).
 pub const DEFAULT_WRITE_HIGH_WATER: usize = 128 * 1024;
 
+/// The default limit on connecting and the opening handshake (10 s).
+pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Settings both roles share.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConnConfig {
     pub(crate) limits: Limits,
     pub(crate) write_high_water: usize,
+    pub(crate) timeouts: TimeoutConfig,
 }
 
 impl Default for ConnConfig {
@@ -25,33 +31,110 @@ impl Default for ConnConfig {
         Self {
             limits: Limits::default(),
             write_high_water: DEFAULT_WRITE_HIGH_WATER,
+            timeouts: TimeoutConfig::default(),
         }
     }
 }
 
+/// The setters for [`ConnConfig`], the same on both options types.
+macro_rules! conn_setters {
+    () => {
+        /// The largest message the peer may send, all fragments together
+        /// (default 64 MiB). A larger one fails the connection with close
+        /// 1009 as soon as its size is known.
+        pub fn max_message_size(mut self, bytes: usize) -> Self {
+            self.conn.limits.max_message_size = bytes;
+            self
+        }
+
+        /// The largest single frame the peer may send (default 16 MiB).
+        pub fn max_frame_size(mut self, bytes: usize) -> Self {
+            self.conn.limits.max_frame_size = bytes;
+            self
+        }
+
+        /// How many bytes may wait to be written before the writable's
+        /// `poll_ready` returns `Pending` (default 128 KiB).
+        pub fn write_high_water(mut self, bytes: usize) -> Self {
+            self.conn.write_high_water = bytes;
+            self
+        }
+
+        /// How long to wait for the peer's answer to our close frame before
+        /// dropping the connection (default 10 s); `closed` then fails with
+        /// [`Timeout::Close`](crate::Timeout::Close).
+        pub fn close_timeout(mut self, timeout: Duration) -> Self {
+            self.conn.timeouts.close = timeout;
+            self
+        }
+
+        /// How often to send a keepalive ping (default every 20 s; `None`
+        /// sends none). Pings go out while the connection is being driven,
+        /// that is while its readable (or `closed`) is polled.
+        pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+            self.conn.timeouts.ping_interval = interval;
+            self
+        }
+
+        /// How long a keepalive ping may wait for its pong (default 20 s;
+        /// `None` waits forever). Past it the connection fails with
+        /// [`Timeout::Keepalive`](crate::Timeout::Keepalive) and close 1011.
+        pub fn ping_timeout(mut self, timeout: Option<Duration>) -> Self {
+            self.conn.timeouts.ping_timeout = timeout;
+            self
+        }
+
+        /// Fails the connection with [`Timeout::Idle`](crate::Timeout::Idle)
+        /// (and close 1001) when nothing arrives for this long (default
+        /// `None`: never).
+        pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+            self.conn.timeouts.idle = timeout;
+            self
+        }
+    };
+}
+
 /// Options for [`WebSocketStream::connect`](crate::WebSocketStream::connect):
 /// WHATWG's `WebSocketStreamOptions` (protocols, signal) plus what undici's
-/// dispatcher and Rust users need (headers, TLS, limits, buffering).
+/// dispatcher and Rust users need (headers, TLS, limits, buffering,
+/// timeouts).
 ///
 /// ```
-/// use wsstream::Options;
-/// use tokio_util::sync::CancellationToken;
+/// use std::time::Duration;
+/// use wsstream::{CancellationToken, Options};
 ///
 /// let cancel = CancellationToken::new();
 /// let options = Options::default()
 ///     .protocols(["chat", "superchat"])
 ///     .header(http::header::AUTHORIZATION, http::HeaderValue::from_static("Bearer token"))
 ///     .max_message_size(1 << 20)
+///     .open_timeout(Duration::from_secs(5))
+///     .ping_interval(Some(Duration::from_secs(30)))
 ///     .signal(cancel.clone());
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Options {
     pub(crate) protocols: Vec<String>,
     pub(crate) headers: HeaderMap,
     pub(crate) conn: ConnConfig,
+    pub(crate) open_timeout: Duration,
     pub(crate) signal: Option<CancellationToken>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            protocols: Vec::new(),
+            headers: HeaderMap::new(),
+            conn: ConnConfig::default(),
+            open_timeout: DEFAULT_OPEN_TIMEOUT,
+            signal: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
 }
 
 impl Options {
@@ -83,23 +166,11 @@ impl Options {
         self
     }
 
-    /// The largest message the peer may send, all fragments together
-    /// (default 64 MiB). A larger one fails the connection with close 1009.
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.conn.limits.max_message_size = bytes;
-        self
-    }
-
-    /// The largest single frame the peer may send (default 16 MiB).
-    pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.conn.limits.max_frame_size = bytes;
-        self
-    }
-
-    /// How many bytes may wait to be written before the writable's
-    /// `poll_ready` returns `Pending` (default 128 KiB).
-    pub fn write_high_water(mut self, bytes: usize) -> Self {
-        self.conn.write_high_water = bytes;
+    /// The limit on connecting, TLS and the opening handshake together
+    /// (default 10 s); `opened` then fails with
+    /// [`Timeout::Open`](crate::Timeout::Open).
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = timeout;
         self
     }
 
@@ -121,6 +192,8 @@ impl Options {
         self
     }
 
+    conn_setters!();
+
     /// Checks what can be checked before any I/O.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         validate_protocols(&self.protocols).map_err(Error::InvalidProtocol)?;
@@ -141,8 +214,8 @@ impl fmt::Debug for Options {
         f.debug_struct("Options")
             .field("protocols", &self.protocols)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field("limits", &self.conn.limits)
-            .field("write_high_water", &self.conn.write_high_water)
+            .field("conn", &self.conn)
+            .field("open_timeout", &self.open_timeout)
             .field("signal", &self.signal.is_some())
             .finish_non_exhaustive()
     }
@@ -152,11 +225,23 @@ impl fmt::Debug for Options {
 type ProtocolSelector = dyn Fn(&http::Request<()>, &[String]) -> Option<String> + Send + Sync;
 
 /// Options for [`WebSocketStream::accept`](crate::WebSocketStream::accept).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ServerOptions {
     pub(crate) protocols: Vec<String>,
     pub(crate) selector: Option<Arc<ProtocolSelector>>,
     pub(crate) conn: ConnConfig,
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            protocols: Vec::new(),
+            selector: None,
+            conn: ConnConfig::default(),
+            handshake_timeout: DEFAULT_OPEN_TIMEOUT,
+        }
+    }
 }
 
 impl ServerOptions {
@@ -182,24 +267,16 @@ impl ServerOptions {
         self
     }
 
-    /// The largest message the client may send (default 64 MiB).
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.conn.limits.max_message_size = bytes;
+    /// The limit on reading the client's request and answering it (default
+    /// 10 s), so a client that drips its request cannot hold a task
+    /// forever; `accept` then fails with
+    /// [`Timeout::Open`](crate::Timeout::Open).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
         self
     }
 
-    /// The largest single frame the client may send (default 16 MiB).
-    pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.conn.limits.max_frame_size = bytes;
-        self
-    }
-
-    /// How many bytes may wait to be written before the writable's
-    /// `poll_ready` returns `Pending` (default 128 KiB).
-    pub fn write_high_water(mut self, bytes: usize) -> Self {
-        self.conn.write_high_water = bytes;
-        self
-    }
+    conn_setters!();
 
     pub(crate) fn choose(&self, request: &http::Request<()>, offered: &[String]) -> Option<String> {
         let choice = match &self.selector {
@@ -215,8 +292,8 @@ impl fmt::Debug for ServerOptions {
         f.debug_struct("ServerOptions")
             .field("protocols", &self.protocols)
             .field("selector", &self.selector.is_some())
-            .field("limits", &self.conn.limits)
-            .field("write_high_water", &self.conn.write_high_water)
+            .field("conn", &self.conn)
+            .field("handshake_timeout", &self.handshake_timeout)
             .finish()
     }
 }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,7 +21,7 @@ use crate::handshake::{
 };
 use crate::proto::{CloseCode, CloseFrame, Connection, Role, MAX_CLOSE_REASON};
 use crate::transport::{self, BoxedTransport, Transport};
-use crate::Error;
+use crate::{Error, Timeout};
 
 /// A WebSocket connection, shaped like WHATWG's `WebSocketStream`.
 ///
@@ -137,16 +138,20 @@ impl WebSocketStream {
                 return ws;
             }
         };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        if !runtime_with_timers() {
             shared.finish_opening(Err(Error::NoRuntime));
             return ws;
-        };
+        }
         let weak = Arc::downgrade(&shared);
-        runtime.spawn(async move {
+        tokio::spawn(async move {
+            let handshake = tokio::time::timeout(
+                options.open_timeout,
+                client_handshake(io, &target, &options),
+            );
             let result = tokio::select! {
                 biased;
                 () = abort.cancelled() => Err(Error::Aborted),
-                result = client_handshake(io, &target, &options) => result,
+                result = handshake => result.unwrap_or(Err(Error::Timeout(Timeout::Open))),
             };
             if let Some(shared) = weak.upgrade() {
                 shared.finish_opening(result);
@@ -163,42 +168,26 @@ impl WebSocketStream {
     /// `426` with a plain-text reason and fails with
     /// [`HandshakeError::Rejected`].
     ///
+    /// Reading the request and answering it are bounded by
+    /// [`ServerOptions::handshake_timeout`] (10 s by default), so a client
+    /// that drips its request fails with [`Timeout::Open`].
+    ///
     /// Cancel safety: dropping the future drops `io` and whatever part of
-    /// the handshake it held; bound it with a timeout against clients that
-    /// never finish their request.
+    /// the handshake it held.
     pub async fn accept<T: Transport>(io: T, options: ServerOptions) -> Result<Self, Error> {
-        let mut io: BoxedTransport = Box::pin(io);
-        let mut buf = BytesMut::with_capacity(4096);
-        let mut scan = HeadScan::default();
-        let head = loop {
-            if scan.is_complete(&buf) || buf.len() > MAX_HEAD_LEN {
-                match parse_request(&mut buf) {
-                    Ok(Some(head)) => break head,
-                    Ok(None) => {}
-                    Err(err) => return Err(reject(&mut io, err).await),
-                }
-            }
-            buf.reserve(4096);
-            if io.read_buf(&mut buf).await? == 0 {
-                return Err(HandshakeError::Incomplete.into());
-            }
-        };
-        let protocol = options.choose(&head.request, &head.protocols);
-        io.write_all(&ServerReply::accept(&head, protocol.as_deref()))
-            .await?;
-        io.flush().await?;
+        if !runtime_with_timers() {
+            return Err(Error::NoRuntime);
+        }
+        let handshake = server_handshake(Box::pin(io), &options);
+        let (driver, negotiated, request) =
+            tokio::time::timeout(options.handshake_timeout, handshake)
+                .await
+                .unwrap_or(Err(Error::Timeout(Timeout::Open)))?;
         let shared = Shared::new(CancellationToken::new());
-        let driver = open_driver(io, Role::Server, options.conn, buf);
-        shared.finish_opening(Ok((
-            driver,
-            Negotiated {
-                protocol,
-                extensions: String::new(),
-            },
-        )));
+        shared.finish_opening(Ok((driver, negotiated)));
         Ok(Self {
             shared,
-            request: Some(head.request),
+            request: Some(request),
         })
     }
 
@@ -320,6 +309,38 @@ impl fmt::Debug for ClosedFuture {
     }
 }
 
+/// Reads and checks the client's request, and answers it.
+async fn server_handshake(
+    mut io: BoxedTransport,
+    options: &ServerOptions,
+) -> Result<(Driver, Negotiated, http::Request<()>), Error> {
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut scan = HeadScan::default();
+    let head = loop {
+        if scan.is_complete(&buf) || buf.len() > MAX_HEAD_LEN {
+            match parse_request(&mut buf) {
+                Ok(Some(head)) => break head,
+                Ok(None) => {}
+                Err(err) => return Err(reject(&mut io, err).await),
+            }
+        }
+        buf.reserve(4096);
+        if io.read_buf(&mut buf).await? == 0 {
+            return Err(HandshakeError::Incomplete.into());
+        }
+    };
+    let protocol = options.choose(&head.request, &head.protocols);
+    io.write_all(&ServerReply::accept(&head, protocol.as_deref()))
+        .await?;
+    io.flush().await?;
+    let driver = open_driver(io, Role::Server, options.conn, buf);
+    let negotiated = Negotiated {
+        protocol,
+        extensions: String::new(),
+    };
+    Ok((driver, negotiated, head.request))
+}
+
 /// Connects (unless the caller brought a transport) and runs the client
 /// side of the opening handshake.
 async fn client_handshake(
@@ -351,12 +372,21 @@ async fn client_handshake(
 }
 
 fn open_driver(io: BoxedTransport, role: Role, config: ConnConfig, leftover: BytesMut) -> Driver {
-    Driver::new(
-        io,
-        Connection::new(role, config.limits),
-        leftover,
-        config.write_high_water,
-    )
+    Driver::new(io, Connection::new(role, config.limits), leftover, config)
+}
+
+/// Whether we run inside a tokio runtime with the time driver, which
+/// keepalive and the timeouts need (tokio panics without it; we report
+/// [`Error::NoRuntime`] instead).
+fn runtime_with_timers() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+        && std::panic::catch_unwind(|| {
+            let mut sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+            let _ = sleep
+                .as_mut()
+                .poll(&mut Context::from_waker(std::task::Waker::noop()));
+        })
+        .is_ok()
 }
 
 /// Answers a request we will not upgrade, then reports why.
