@@ -18,10 +18,12 @@ use crate::proto::{CloseCode, CloseFrame, Connection, Message};
 use crate::transport::BoxedTransport;
 use crate::{CloseInfo, Error, Timeout};
 
-/// Free space wanted in the read buffer before each read.
-const READ_SPACE: usize = 4 * 1024;
-/// How much the read buffer grows by when it runs short.
-const READ_GROW: usize = 16 * 1024;
+/// Free space for a read while the peer sends little: an idle connection
+/// keeps no more than this.
+const READ_SMALL: usize = 4 * 1024;
+/// Free space for a read once reads fill the buffer: fewer system calls
+/// while data streams in.
+const READ_LARGE: usize = 16 * 1024;
 
 /// How long a failed connection keeps reading before the socket is closed.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
@@ -35,6 +37,9 @@ pub(crate) struct Driver {
     read_buf: BytesMut,
     high_water: usize,
     timers: Timers,
+    /// Whether the last read filled all the space it was given, so more is
+    /// probably waiting: the next read gets a larger buffer.
+    streaming: bool,
     eof: bool,
     shut_down: bool,
 }
@@ -60,6 +65,7 @@ impl Driver {
             read_buf,
             high_water: config.write_high_water,
             timers: Timers::new(config.timeouts),
+            streaming: false,
             eof: false,
             shut_down: false,
         }
@@ -132,19 +138,39 @@ impl Driver {
             if let Poll::Ready(outcome) = self.poll_deadlines(read, write) {
                 return Poll::Ready(Progress::Ended(outcome));
             }
-            if self.read_buf.capacity() - self.read_buf.len() < READ_SPACE {
-                self.read_buf.reserve(READ_GROW);
-            }
+            let space = self.make_read_space();
             match ready!(poll_read_buf(
                 self.io.as_mut(),
                 &mut read.context(),
                 &mut self.read_buf
             )) {
                 Ok(0) => self.eof = true,
-                Ok(_) => self.timers.on_bytes_received(),
+                Ok(n) => {
+                    self.streaming = n >= space;
+                    self.timers.on_bytes_received();
+                }
                 Err(err) => return Poll::Ready(Progress::Ended(Err(Error::io(err)))),
             }
         }
+    }
+
+    /// Sizes the read buffer's free space for the next read and returns it.
+    /// Small while the peer is quiet, reusing the allocation when the buffer
+    /// is empty (and dropping one a burst left large); large while reads
+    /// fill it.
+    fn make_read_space(&mut self) -> usize {
+        let want = if self.streaming {
+            READ_LARGE
+        } else {
+            READ_SMALL
+        };
+        if self.read_buf.is_empty() && !self.streaming && self.read_buf.capacity() > READ_LARGE {
+            self.read_buf = BytesMut::new();
+        }
+        if self.read_buf.capacity() - self.read_buf.len() < want {
+            self.read_buf.reserve(want);
+        }
+        self.read_buf.capacity() - self.read_buf.len()
     }
 
     /// Sends a keepalive ping when one is due, and ends the connection with

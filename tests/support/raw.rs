@@ -121,3 +121,48 @@ pub fn close_body(code: u16, reason: &str) -> Vec<u8> {
     body.extend_from_slice(reason.as_bytes());
     body
 }
+
+impl RawPeer<TcpStream> {
+    /// A second handle on the same socket, so the peer can write (a flood,
+    /// say) from one task while it reads frames in another.
+    pub fn split_writer(self) -> (Self, TcpStream) {
+        let std = self.io.into_std().unwrap();
+        let writer = std.try_clone().unwrap();
+        let peer = Self {
+            io: TcpStream::from_std(std).unwrap(),
+            buf: self.buf,
+            decoder: self.decoder,
+        };
+        (peer, TcpStream::from_std(writer).unwrap())
+    }
+
+    /// Reads until the client closes the TCP connection (end of stream or a
+    /// reset), discarding what arrives; `false` if it stays open past
+    /// [`LIMIT`].
+    pub async fn sees_eof(&mut self) -> bool {
+        let mut sink = [0u8; 4096];
+        tokio::time::timeout(LIMIT, async {
+            loop {
+                match self.io.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+}
+
+/// Reads a client's upgrade request head from `io` without answering it
+/// (for peers that answer by hand).
+pub async fn read_request_head<S: AsyncRead + Unpin>(io: &mut S) -> BytesMut {
+    let mut buf = BytesMut::new();
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        assert!(
+            within(io.read_buf(&mut buf)).await.unwrap() > 0,
+            "client left"
+        );
+    }
+    buf
+}
