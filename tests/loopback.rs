@@ -650,3 +650,19 @@ async fn ipv6_loopback_literals_work() {
     assert_eq!(uri, "/v6?q=1");
     assert!(host.starts_with("[::1]:"), "{host}");
 }
+
+#[tokio::test]
+async fn closed_awaited_before_open_is_woken_when_the_connection_opens() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default());
+    // Awaited from another task before the handshake finishes; the halves
+    // are never taken, so `closed` must read in their place once open.
+    let closed = tokio::spawn(ws.closed());
+    tokio::task::yield_now().await;
+    let mut peer = accept_raw(&listener).await;
+    peer.send(&frame(OpCode::Close, true, &close_body(4000, "bye"), None))
+        .await;
+    let info = within(closed).await.unwrap().unwrap();
+    assert_eq!((info.code, info.reason.as_str()), (4000, "bye"));
+    assert_eq!(peer.read_until_close().await, Some(4000));
+}

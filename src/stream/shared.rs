@@ -97,6 +97,9 @@ impl Shared {
             Ok((driver, negotiated)) => {
                 st.phase = Phase::Open(Box::new(driver));
                 st.opened = Some(Ok(negotiated));
+                // A `closed` polled before open has had nothing to drive; now
+                // it may (found by the `stream` fuzz target).
+                st.closed_wakers.drain(..).for_each(Waker::wake);
             }
             Err(err) => {
                 st.phase = Phase::Ended;
