@@ -4,19 +4,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "support/raw.rs"]
 mod raw;
 
-use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use futures::{stream, Sink, SinkExt, Stream, StreamExt};
+use measure::CountingIo;
 use raw::{accept_raw, frame, listen, within, RawPeer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::AsyncReadExt;
 use wsstream::proto::OpCode;
 use wsstream::{Message, Options, WebSocketStream};
 
@@ -51,65 +53,14 @@ async fn the_writer_waits_for_a_slow_network_and_delivers_what_it_accepted() {
     within(flush).await.unwrap();
 }
 
-/// Counts the write calls that reach the socket.
-struct CountingIo<T> {
-    inner: T,
-    writes: Arc<AtomicUsize>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for CountingIo<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for CountingIo<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[tokio::test]
 async fn pipelined_small_messages_leave_in_batches() {
     let (listener, url) = listen().await;
     let tcp = tokio::net::TcpStream::connect(url.trim_start_matches("ws://").trim_end_matches('/'))
         .await
         .unwrap();
-    let writes = Arc::new(AtomicUsize::new(0));
-    let io = CountingIo {
-        inner: tcp,
-        writes: writes.clone(),
-    };
+    let (io, _read) = CountingIo::new(tcp);
+    let writes = io.writes.clone();
     let ws = WebSocketStream::connect_over(io, &url, Options::default());
     let mut peer = accept_raw(&listener).await;
     let mut writable = within(ws.opened()).await.unwrap().writable;

@@ -3,26 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "support/raw.rs"]
 mod raw;
 
 use std::time::Duration;
 
 use futures::StreamExt;
+use measure::rss_bytes;
 use raw::{accept_raw, frame, listen, within};
 use tokio::io::AsyncWriteExt;
 use wsstream::proto::OpCode;
 use wsstream::{Options, WebSocketStream};
-
-fn rss_bytes() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
 
 #[tokio::test]
 async fn a_client_that_does_not_read_stops_a_flooding_peer() {

@@ -159,10 +159,12 @@ impl Lines {
     }
 }
 
-/// A transport that counts the bytes read through it.
+/// A transport that counts the bytes read through it and the write calls
+/// made on it.
 pub struct CountingIo<T> {
     pub inner: T,
     pub read: Arc<AtomicUsize>,
+    pub writes: Arc<AtomicUsize>,
 }
 
 impl<T> CountingIo<T> {
@@ -172,6 +174,7 @@ impl<T> CountingIo<T> {
             Self {
                 inner,
                 read: read.clone(),
+                writes: Arc::new(AtomicUsize::new(0)),
             },
             read,
         )
@@ -198,6 +201,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CountingIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -206,6 +210,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CountingIo<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
