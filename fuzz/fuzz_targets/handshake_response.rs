@@ -13,13 +13,12 @@
 
 #![no_main]
 
-use bytes::BytesMut;
 use http::HeaderMap;
 use libfuzzer_sys::fuzz_target;
 use wsstream::handshake::{
-    accept_key, ClientHandshake, HandshakeError, HeadScan, Target, MAX_HEADERS, MAX_HEAD_LEN,
+    accept_key, ClientHandshake, HandshakeError, Target, MAX_HEADERS, MAX_HEAD_LEN,
 };
-use wsstream_fuzz::Input;
+use wsstream_fuzz::{feed_head, Input};
 
 fn key_of(request: &[u8]) -> String {
     let text = std::str::from_utf8(request).expect("request is not UTF-8");
@@ -91,35 +90,7 @@ fuzz_target!(|data: &[u8]| {
     }
     wire.splice(after_status_line..after_status_line, insert);
 
-    let mut buf = BytesMut::new();
-    let mut scan = HeadScan::default();
-    let mut fed = 0usize;
-    let mut turn = 0usize;
-    let mut verdict = None;
-    while fed < wire.len() {
-        let size = match sizes.get(turn % sizes.len().max(1)) {
-            Some(&s) if s > 0 => s,
-            _ => wire.len(),
-        };
-        turn += 1;
-        let end = (fed + size).min(wire.len());
-        buf.extend_from_slice(&wire[fed..end]);
-        fed = end;
-        if !(scan.is_complete(&buf) || buf.len() > MAX_HEAD_LEN) {
-            continue;
-        }
-        match hs.read_response(&mut buf) {
-            Ok(None) => assert_eq!(buf.len(), fed, "an incomplete head consumed bytes"),
-            Ok(Some(negotiated)) => {
-                verdict = Some(Ok(negotiated));
-                break;
-            }
-            Err(err) => {
-                verdict = Some(Err(err));
-                break;
-            }
-        }
-    }
+    let (buf, fed, verdict) = feed_head(&wire, &sizes, |buf| hs.read_response(buf));
 
     let fed_bytes = &wire[..fed];
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];

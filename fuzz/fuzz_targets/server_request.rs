@@ -10,13 +10,12 @@
 
 #![no_main]
 
-use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use wsstream::handshake::{
-    accept_key, parse_request, reject_response, HandshakeError, HeadScan, ServerReply, MAX_HEADERS,
+    accept_key, parse_request, reject_response, HandshakeError, ServerReply, MAX_HEADERS,
     MAX_HEAD_LEN,
 };
-use wsstream_fuzz::Input;
+use wsstream_fuzz::{feed_head, Input};
 
 fn has_token(value: &[u8], token: &str) -> bool {
     value
@@ -79,35 +78,7 @@ fuzz_target!(|data: &[u8]| {
         wire.splice(at..at, filler);
     }
 
-    let mut buf = BytesMut::new();
-    let mut scan = HeadScan::default();
-    let mut fed = 0usize;
-    let mut turn = 0usize;
-    let mut verdict = None;
-    while fed < wire.len() {
-        let size = match sizes.get(turn % sizes.len().max(1)) {
-            Some(&s) if s > 0 => s,
-            _ => wire.len(),
-        };
-        turn += 1;
-        let end = (fed + size).min(wire.len());
-        buf.extend_from_slice(&wire[fed..end]);
-        fed = end;
-        if !(scan.is_complete(&buf) || buf.len() > MAX_HEAD_LEN) {
-            continue;
-        }
-        match parse_request(&mut buf) {
-            Ok(None) => assert_eq!(buf.len(), fed, "an incomplete head consumed bytes"),
-            Ok(Some(head)) => {
-                verdict = Some(Ok(head));
-                break;
-            }
-            Err(err) => {
-                verdict = Some(Err(err));
-                break;
-            }
-        }
-    }
+    let (buf, fed, verdict) = feed_head(&wire, &sizes, parse_request);
 
     let fed_bytes = &wire[..fed];
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];

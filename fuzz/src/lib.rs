@@ -3,6 +3,7 @@
 //! mix raw bytes with valid traffic and the fuzzer gets past the first check.
 
 use bytes::Bytes;
+use wsstream::handshake::{HandshakeError, HeadScan, MAX_HEAD_LEN};
 use wsstream::proto::{encode_frame, FrameHeader, OpCode};
 
 /// Reads decisions from the fuzz input. Once the input is used up every read
@@ -235,4 +236,39 @@ macro_rules! trace {
             eprintln!($($arg)*);
         }
     };
+}
+
+/// Feeds `wire` to a head parser the way wsstream's own handshake loops do:
+/// in chunks of the given sizes (cycled; 0 means "the rest"), parsing only
+/// once `HeadScan` sees a blank line or the buffer passes `MAX_HEAD_LEN`.
+/// Checks that an incomplete head consumes nothing. Returns the buffer left,
+/// how many bytes were fed, and the parser's verdict, if it gave one.
+pub fn feed_head<T>(
+    wire: &[u8],
+    sizes: &[usize],
+    mut parse: impl FnMut(&mut bytes::BytesMut) -> Result<Option<T>, HandshakeError>,
+) -> (bytes::BytesMut, usize, Option<Result<T, HandshakeError>>) {
+    let mut buf = bytes::BytesMut::new();
+    let mut scan = HeadScan::default();
+    let mut fed = 0usize;
+    let mut turn = 0usize;
+    while fed < wire.len() {
+        let size = match sizes.get(turn % sizes.len().max(1)) {
+            Some(&s) if s > 0 => s,
+            _ => wire.len(),
+        };
+        turn += 1;
+        let end = (fed + size).min(wire.len());
+        buf.extend_from_slice(&wire[fed..end]);
+        fed = end;
+        if !(scan.is_complete(&buf) || buf.len() > MAX_HEAD_LEN) {
+            continue;
+        }
+        match parse(&mut buf) {
+            Ok(None) => assert_eq!(buf.len(), fed, "an incomplete head consumed bytes"),
+            Ok(Some(value)) => return (buf, fed, Some(Ok(value))),
+            Err(err) => return (buf, fed, Some(Err(err))),
+        }
+    }
+    (buf, fed, None)
 }
