@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::handshake::{HandshakeError, InvalidUrl};
 use crate::proto::ProtocolError;
+use crate::proxy::ProxyError;
 
 /// Everything that can go wrong, from a bad URL to a peer that breaks the
 /// protocol.
@@ -34,6 +35,12 @@ pub enum Error {
     /// without the time driver (`enable_time`), which keepalive and timeouts
     /// need.
     NoRuntime,
+    /// A proxy URL or proxy setting cannot be used (scheme, host,
+    /// credentials); says what is wrong, never the credentials.
+    InvalidProxy(&'static str),
+    /// A proxy could not open the tunnel: the [`ProxyError`] names the
+    /// proxy, the target, and what the proxy answered.
+    Proxy(Box<ProxyError>),
     /// Reading, writing or connecting failed.
     Io(Arc<io::Error>),
     /// The opening handshake failed.
@@ -101,6 +108,8 @@ impl fmt::Display for Error {
             Self::CloseReasonTooLong(len) => write!(f, "close reason of {len} bytes exceeds 123"),
             Self::TlsUnavailable(why) => write!(f, "TLS unavailable: {why}"),
             Self::NoRuntime => f.write_str("no tokio runtime with I/O and time enabled"),
+            Self::InvalidProxy(why) => write!(f, "invalid proxy: {why}"),
+            Self::Proxy(_) => f.write_str("proxy failed"),
             Self::Io(_) => f.write_str("I/O error"),
             Self::Handshake(_) => f.write_str("opening handshake failed"),
             Self::Protocol(_) => f.write_str("peer violated the WebSocket protocol"),
@@ -118,6 +127,7 @@ impl std::error::Error for Error {
         match self {
             Self::InvalidUrl(err) => Some(err),
             Self::Io(err) => Some(&**err),
+            Self::Proxy(err) => Some(&**err),
             Self::Handshake(err) => Some(err),
             Self::Protocol(err) => Some(err),
             _ => None,

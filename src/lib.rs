@@ -5,6 +5,7 @@ pub mod codec;
 mod error;
 pub mod handshake;
 pub mod proto;
+pub mod proxy;
 mod stream;
 pub mod transport;
 

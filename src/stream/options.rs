@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 use super::timers::TimeoutConfig;
 use crate::handshake::{validate_protocols, RESERVED_HEADERS};
 use crate::proto::Limits;
+use crate::proxy::{EnvProxy, Proxy};
+use crate::transport::{Connector, SharedConnector, TcpConnector};
 use crate::Error;
 
 /// The default high-water mark of the writable (128 KiB).
@@ -119,6 +121,8 @@ pub struct Options {
     pub(crate) conn: ConnConfig,
     pub(crate) open_timeout: Duration,
     pub(crate) signal: Option<CancellationToken>,
+    /// How to reach the server, or why the configured proxy is unusable.
+    pub(crate) connector: Result<SharedConnector, Error>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -131,6 +135,7 @@ impl Default for Options {
             conn: ConnConfig::default(),
             open_timeout: DEFAULT_OPEN_TIMEOUT,
             signal: None,
+            connector: Ok(SharedConnector::new(TcpConnector)),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -192,10 +197,45 @@ impl Options {
         self
     }
 
+    /// Connects through a proxy given by URL: `http://` or `https://`
+    /// (HTTP `CONNECT`; TLS to the proxy for `https`), `socks5h://` (SOCKS5,
+    /// names resolved by the proxy) or `socks5://` (names resolved here),
+    /// with optional `user:password@`. An unusable URL makes `opened` fail
+    /// with [`Error::InvalidProxy`] before any I/O. For headers, TLS
+    /// settings or a proxy reached another way, build an
+    /// [`HttpProxy`](crate::proxy::HttpProxy) or
+    /// [`Socks5Proxy`](crate::proxy::Socks5Proxy) and pass it to
+    /// [`connector`](Self::connector).
+    pub fn proxy(mut self, url: &str) -> Self {
+        self.connector = Proxy::parse(url).map(SharedConnector::new);
+        self
+    }
+
+    /// Connects through the proxy the environment names, the way curl and
+    /// Python `websockets` read it: `wss` uses `HTTPS_PROXY`, `ws` uses
+    /// `HTTP_PROXY`, both fall back to `ALL_PROXY`, and `NO_PROXY` lists
+    /// the hosts reached directly (see [`EnvProxy`]). The variables are
+    /// read by this call.
+    pub fn proxy_from_env(self) -> Self {
+        self.connector(EnvProxy::from_env())
+    }
+
+    /// How to reach the server: anything that implements [`Connector`]
+    /// (TCP by default; a proxy, a unix socket, a transport of your own).
+    /// For `wss`, wsstream starts TLS to the server over what the
+    /// connector returns.
+    pub fn connector<C: Connector>(mut self, connector: C) -> Self {
+        self.connector = Ok(SharedConnector::new(connector));
+        self
+    }
+
     conn_setters!();
 
     /// Checks what can be checked before any I/O.
     pub(crate) fn validate(&self) -> Result<(), Error> {
+        if let Err(err) = &self.connector {
+            return Err(err.clone());
+        }
         validate_protocols(&self.protocols).map_err(Error::InvalidProtocol)?;
         if let Some(name) = self
             .headers
@@ -217,6 +257,7 @@ impl fmt::Debug for Options {
             .field("conn", &self.conn)
             .field("open_timeout", &self.open_timeout)
             .field("signal", &self.signal.is_some())
+            .field("connector", &self.connector)
             .finish_non_exhaustive()
     }
 }

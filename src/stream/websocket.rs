@@ -20,7 +20,7 @@ use crate::handshake::{
     ServerReply, Target, MAX_HEAD_LEN,
 };
 use crate::proto::{CloseCode, CloseFrame, Connection, Role, MAX_CLOSE_REASON};
-use crate::transport::{self, BoxedTransport, Transport};
+use crate::transport::{BoxedTransport, Endpoint, Transport};
 use crate::{Error, Timeout};
 
 /// A WebSocket connection, shaped like WHATWG's `WebSocketStream`.
@@ -144,9 +144,12 @@ impl WebSocketStream {
         }
         let weak = Arc::downgrade(&shared);
         tokio::spawn(async move {
-            let handshake = tokio::time::timeout(
-                options.open_timeout,
-                client_handshake(io, &target, &options),
+            // One deadline for every leg: connectors (proxies) see it too,
+            // and report their own leg when it passes.
+            let deadline = tokio::time::Instant::now() + options.open_timeout;
+            let handshake = tokio::time::timeout_at(
+                deadline,
+                client_handshake(io, &target, &options, deadline),
             );
             let result = tokio::select! {
                 biased;
@@ -347,10 +350,11 @@ async fn client_handshake(
     io: Option<BoxedTransport>,
     target: &Target,
     options: &Options,
+    deadline: tokio::time::Instant,
 ) -> Result<(Driver, Negotiated), Error> {
     let mut io = match io {
         Some(io) => io,
-        None => transport::connect(target, options).await?,
+        None => connect(target, options, deadline).await?,
     };
     let handshake = ClientHandshake::new(target, &options.protocols, &options.headers)?;
     io.write_all(handshake.request()).await?;
@@ -369,6 +373,32 @@ async fn client_handshake(
         }
     };
     Ok((open_driver(io, Role::Client, options.conn, buf), negotiated))
+}
+
+/// Opens the byte stream with the configured connector and, for `wss`,
+/// TLS to the server over it.
+async fn connect(
+    target: &Target,
+    options: &Options,
+    deadline: tokio::time::Instant,
+) -> Result<BoxedTransport, Error> {
+    let connector = options.connector.as_ref().map_err(Clone::clone)?;
+    let endpoint =
+        Endpoint::new(target.host.clone(), target.port, target.tls).with_deadline(deadline);
+    let io = connector.connector.connect(&endpoint).await?;
+    if !target.tls {
+        return Ok(io);
+    }
+    #[cfg(feature = "tls")]
+    {
+        crate::transport::start_tls(io, &target.host, options.tls.clone()).await
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        Err(Error::TlsUnavailable(
+            "wsstream was built without the `tls` feature",
+        ))
+    }
 }
 
 fn open_driver(io: BoxedTransport, role: Role, config: ConnConfig, leftover: BytesMut) -> Driver {

@@ -1,29 +1,79 @@
-//! TLS for `wss`, through tokio-rustls with the ring provider.
+//! TLS through tokio-rustls with the ring provider: for `wss`, and for
+//! HTTPS proxies.
 
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::TlsConnector;
 
+use super::{BoxedTransport, ConnectFuture, Connector, Endpoint, TcpConnector};
 use crate::Error;
 
-/// Starts TLS to `host` over `tcp`, with the caller's configuration or the
+/// Adds TLS, verified against `host`, over whatever another connector
+/// opens. wsstream uses it for the TLS session to an HTTPS proxy; wrap a
+/// connector of your own in it to reach a TLS-speaking endpoint.
+///
+/// The TLS is always started, whatever [`Endpoint::secure`] says: that
+/// flag is about the WebSocket, for which wsstream adds TLS itself.
+#[derive(Clone)]
+pub struct TlsConnector<C = TcpConnector> {
+    inner: C,
+    config: Option<Arc<ClientConfig>>,
+}
+
+impl<C: Connector> TlsConnector<C> {
+    /// TLS over `inner`, with the default configuration (Mozilla's roots
+    /// when the `webpki-roots` feature is on).
+    pub fn new(inner: C) -> Self {
+        Self {
+            inner,
+            config: None,
+        }
+    }
+
+    /// The rustls configuration to use (private CAs, client certificates).
+    #[must_use]
+    pub fn config(mut self, config: Arc<ClientConfig>) -> Self {
+        self.config = Some(config);
+        self
+    }
+}
+
+impl<C: Connector> Connector for TlsConnector<C> {
+    fn connect<'a>(&'a self, to: &'a Endpoint) -> ConnectFuture<'a> {
+        Box::pin(async move {
+            let io = self.inner.connect(to).await?;
+            start_tls(io, &to.host, self.config.clone()).await
+        })
+    }
+}
+
+impl<C> std::fmt::Debug for TlsConnector<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConnector")
+            .field("inner", &std::any::type_name::<C>())
+            .field("custom_config", &self.config.is_some())
+            .finish()
+    }
+}
+
+/// Starts TLS to `host` over `io`, with the caller's configuration or the
 /// default one.
-pub(super) async fn connect(
-    tcp: TcpStream,
+pub(crate) async fn start_tls(
+    io: BoxedTransport,
     host: &str,
     config: Option<Arc<ClientConfig>>,
-) -> Result<TlsStream<TcpStream>, Error> {
+) -> Result<BoxedTransport, Error> {
     let config = match config {
         Some(config) => config,
         None => default_config()?,
     };
     let name = ServerName::try_from(host.to_owned())
         .map_err(|err| Error::io(std::io::Error::new(std::io::ErrorKind::InvalidInput, err)))?;
-    Ok(TlsConnector::from(config).connect(name, tcp).await?)
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, io)
+        .await?;
+    Ok(Box::pin(stream))
 }
 
 /// Mozilla's roots with the ring provider, built once. The provider is
@@ -53,6 +103,6 @@ fn default_config() -> Result<Arc<ClientConfig>, Error> {
 #[cfg(not(feature = "webpki-roots"))]
 fn default_config() -> Result<Arc<ClientConfig>, Error> {
     Err(Error::TlsUnavailable(
-        "no root certificates: enable the `webpki-roots` feature or pass Options::tls_config",
+        "no root certificates: enable the `webpki-roots` feature or pass a rustls configuration",
     ))
 }
