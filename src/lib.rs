@@ -15,5 +15,10 @@ pub use stream::{
     CloseInfo, ClosedFuture, Opened, OpenedFuture, Options, Readable, ServerOptions,
     WebSocketStream, Writable, DEFAULT_OPEN_TIMEOUT, DEFAULT_WRITE_HIGH_WATER,
 };
+/// The guide's proxy chapter, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/proxies.md")]
+pub struct ProxyGuide;
+
 /// Re-exported for [`Options::signal`]: WHATWG's `AbortSignal`.
 pub use tokio_util::sync::CancellationToken;

@@ -6,7 +6,7 @@ use bytes::{Buf, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::error::HandshakeError;
-use super::head::head_len;
+use super::head::{head_len, write_fields};
 use super::key::{accept_key, generate_key};
 use super::target::Target;
 use super::tokens::has_token;
@@ -53,12 +53,7 @@ impl ClientHandshake {
             let _ = write!(head, "Sec-WebSocket-Protocol: {}\r\n", protocols.join(", "));
         }
         let mut request = head.into_bytes();
-        for (name, value) in headers {
-            request.extend_from_slice(name.as_str().as_bytes());
-            request.extend_from_slice(b": ");
-            request.extend_from_slice(value.as_bytes());
-            request.extend_from_slice(b"\r\n");
-        }
+        write_fields(&mut request, headers);
         request.extend_from_slice(b"\r\n");
         Ok(Self {
             request,

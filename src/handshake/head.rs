@@ -35,6 +35,16 @@ pub(crate) fn head_len(
     }
 }
 
+/// Appends `name: value` lines for every field of `headers`.
+pub(crate) fn write_fields(out: &mut Vec<u8>, headers: &http::HeaderMap) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

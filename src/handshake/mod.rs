@@ -11,6 +11,7 @@ mod tokens;
 
 pub use client::{ClientHandshake, Negotiated};
 pub use error::HandshakeError;
+pub(crate) use head::write_fields;
 pub use head::HeadScan;
 pub use key::{accept_key, generate_key};
 pub use server::{parse_request, reject_response, RequestHead, ServerReply};

@@ -2,6 +2,8 @@
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 
+use crate::handshake::write_fields;
+
 /// The longest proxy response head we read.
 pub(crate) const MAX_REPLY_HEAD: usize = 16 * 1024;
 
@@ -25,12 +27,7 @@ pub(crate) fn connect_request(
         out.extend_from_slice(auth.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    write_fields(&mut out, headers);
     out.extend_from_slice(b"\r\n");
     out
 }

@@ -143,7 +143,10 @@ mod tests {
     #[test]
     fn replies_are_checked() {
         assert!(matches!(parse_method([5, 0], false), Ok(Method::NoAuth)));
-        assert!(matches!(parse_method([5, 2], true), Ok(Method::UserPassword)));
+        assert!(matches!(
+            parse_method([5, 2], true),
+            Ok(Method::UserPassword)
+        ));
         assert!(matches!(
             parse_method([5, 2], false),
             Err(ProxyFailure::Malformed(_))

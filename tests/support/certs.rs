@@ -13,7 +13,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
 /// A CA and a server certificate it signed, written as PEM files that are
 /// removed on drop.
@@ -27,6 +27,8 @@ pub struct TestPki {
     pub cert_pem: PathBuf,
     /// The server's private key as PKCS#8 PEM.
     pub key_pem: PathBuf,
+    cert_der: CertificateDer<'static>,
+    key_der: Vec<u8>,
 }
 
 impl TestPki {
@@ -73,6 +75,8 @@ impl TestPki {
             cert_pem: write("server.pem", cert.pem()),
             key_pem: write("server.key", key.serialize_pem()),
             ca: ca.der().clone(),
+            cert_der: cert.der().clone(),
+            key_der: key.serialize_der(),
             dir,
         }
     }
@@ -96,6 +100,24 @@ impl TestPki {
         .expect("ring supports the default TLS versions")
         .with_root_certificates(roots)
         .with_no_client_auth()
+    }
+}
+
+impl TestPki {
+    /// A rustls server configuration presenting the server certificate
+    /// (for a `wss` server in this process), ALPN `http/1.1`.
+    pub fn server_config(&self) -> rustls::ServerConfig {
+        let key = PrivatePkcs8KeyDer::from(self.key_der.clone());
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![self.cert_der.clone()], key.into())
+        .expect("server certificate and key");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config
     }
 }
 
