@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use wsstream::{Options, WebSocketStream};
+use wsstream::{DeflateConfig, Options, WebSocketStream};
 
 /// A case that is still running after this long is abandoned (the suite's own
 /// case timeouts are shorter); it keeps one broken case from hanging the run.
@@ -93,7 +93,9 @@ async fn case_count(base: &str) -> Result<u32, String> {
 /// (protocol violations the suite sends on purpose), so they are ignored here;
 /// the suite judges the outcome.
 async fn run_case(url: &str) {
-    let ws = WebSocketStream::connect(url, Options::default());
+    // permessage-deflate offered with the defaults, so 12.* and 13.* run.
+    let options = Options::default().deflate(DeflateConfig::default());
+    let ws = WebSocketStream::connect(url, options);
     if let Ok(opened) = ws.opened().await {
         let mut readable = opened.readable;
         let mut writable = opened.writable;

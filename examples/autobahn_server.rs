@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use futures::SinkExt;
 use tokio::net::TcpListener;
-use wsstream::{ServerOptions, WebSocketStream};
+use wsstream::{DeflateConfig, ServerOptions, WebSocketStream};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -46,7 +46,9 @@ async fn main() -> ExitCode {
         };
         let _ = tcp.set_nodelay(true);
         tokio::spawn(async move {
-            let ws = match WebSocketStream::accept(tcp, ServerOptions::default()).await {
+            // permessage-deflate accepted with the defaults, so 12.* and 13.* run.
+            let options = ServerOptions::default().deflate(DeflateConfig::default());
+            let ws = match WebSocketStream::accept(tcp, options).await {
                 Ok(ws) => ws,
                 Err(e) => {
                     eprintln!("autobahn_server: handshake with {peer} failed: {e}");

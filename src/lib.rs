@@ -10,6 +10,7 @@ mod stream;
 pub mod transport;
 
 pub use error::{Error, Timeout};
+pub use handshake::{DeflateConfig, DeflateParams};
 pub use proto::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use stream::{
     CloseInfo, ClosedFuture, Opened, OpenedFuture, Options, Readable, ServerOptions,

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use bytes::{Buf, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use super::deflate::{DeflateConfig, DeflateParams};
 use super::error::HandshakeError;
 use super::head::{head_len, write_fields};
 use super::key::{accept_key, generate_key};
@@ -21,6 +22,8 @@ pub struct Negotiated {
     /// The extensions in force, as the `Sec-WebSocket-Extensions` value
     /// (empty when none).
     pub extensions: String,
+    /// The permessage-deflate parameters, when it was negotiated.
+    pub deflate: Option<DeflateParams>,
 }
 
 /// One client handshake: the request to send and what its answer must be.
@@ -29,6 +32,7 @@ pub struct ClientHandshake {
     request: Vec<u8>,
     accept: String,
     protocols: Vec<String>,
+    deflate: Option<DeflateConfig>,
 }
 
 impl ClientHandshake {
@@ -39,6 +43,17 @@ impl ClientHandshake {
         target: &Target,
         protocols: &[String],
         headers: &HeaderMap,
+    ) -> std::io::Result<Self> {
+        Self::offering(target, protocols, headers, None)
+    }
+
+    /// Like [`new`](Self::new), and offers permessage-deflate as `deflate`
+    /// says (if given); the answer is then checked against the offer.
+    pub fn offering(
+        target: &Target,
+        protocols: &[String],
+        headers: &HeaderMap,
+        deflate: Option<DeflateConfig>,
     ) -> std::io::Result<Self> {
         let key = generate_key()?;
         let mut head = String::with_capacity(256);
@@ -52,6 +67,9 @@ impl ClientHandshake {
         if !protocols.is_empty() {
             let _ = write!(head, "Sec-WebSocket-Protocol: {}\r\n", protocols.join(", "));
         }
+        if let Some(deflate) = &deflate {
+            let _ = write!(head, "Sec-WebSocket-Extensions: {}\r\n", deflate.offer());
+        }
         let mut request = head.into_bytes();
         write_fields(&mut request, headers);
         request.extend_from_slice(b"\r\n");
@@ -59,6 +77,7 @@ impl ClientHandshake {
             request,
             accept: accept_key(key.as_bytes()),
             protocols: protocols.to_vec(),
+            deflate,
         })
     }
 
@@ -122,16 +141,32 @@ impl ClientHandshake {
             }
             (Some(_), Some(_)) => return Err(bad("Sec-WebSocket-Protocol", "sent more than once")),
         };
-        // No extension is offered yet, so any named one is unexpected.
-        if let Some(h) = find("sec-websocket-extensions").find(|h| !h.value.trim_ascii().is_empty())
-        {
-            return Err(HandshakeError::UnexpectedExtension(
-                String::from_utf8_lossy(h.value).into_owned(),
-            ));
+        let mut extensions = Vec::new();
+        for h in find("sec-websocket-extensions") {
+            let value = std::str::from_utf8(h.value)
+                .map_err(|_| bad("Sec-WebSocket-Extensions", "not UTF-8"))?
+                .trim();
+            if !value.is_empty() {
+                extensions.push(value);
+            }
         }
+        let extensions = extensions.join(", ");
+        let deflate = match (&self.deflate, extensions.is_empty()) {
+            (_, true) => None,
+            (None, false) => return Err(HandshakeError::UnexpectedExtension(extensions)),
+            (Some(offer), false) => {
+                Some(offer.accept_response(&extensions).map_err(|problem| {
+                    HandshakeError::ExtensionMismatch {
+                        value: extensions.clone(),
+                        problem,
+                    }
+                })?)
+            }
+        };
         Ok(Negotiated {
             protocol,
-            extensions: String::new(),
+            extensions,
+            deflate,
         })
     }
 }

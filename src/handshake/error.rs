@@ -33,6 +33,15 @@ pub enum HandshakeError {
     UnexpectedProtocol(String),
     /// The server named an extension the client did not offer.
     UnexpectedExtension(String),
+    /// The server's permessage-deflate answer does not fit the offer
+    /// (RFC 7692 §7.1): an unknown or repeated parameter, window bits out
+    /// of range or above the offer, or something asked for not granted.
+    ExtensionMismatch {
+        /// The `Sec-WebSocket-Extensions` value the server sent.
+        value: String,
+        /// What does not fit.
+        problem: &'static str,
+    },
     /// The client's request was not a WebSocket upgrade we accept; the
     /// server answered it with `status`.
     Rejected {
@@ -57,6 +66,12 @@ impl fmt::Display for HandshakeError {
             }
             Self::UnexpectedExtension(e) => {
                 write!(f, "server chose extension {e:?}, which was not offered")
+            }
+            Self::ExtensionMismatch { value, problem } => {
+                write!(
+                    f,
+                    "server answered the permessage-deflate offer with {value:?}: {problem}"
+                )
             }
             Self::Rejected { status, reason } => {
                 write!(f, "rejected upgrade request with {status}: {reason}")

@@ -2,6 +2,7 @@
 //! checking requests and responses as bytes.
 
 mod client;
+mod deflate;
 mod error;
 mod head;
 mod key;
@@ -10,6 +11,7 @@ mod target;
 mod tokens;
 
 pub use client::{ClientHandshake, Negotiated};
+pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::HandshakeError;
 pub(crate) use head::write_fields;
 pub use head::HeadScan;

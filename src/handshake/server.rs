@@ -4,6 +4,7 @@ use bytes::{Buf, BytesMut};
 use http::{Method, Request, StatusCode};
 
 use super::client::header_map;
+use super::deflate::{DeflateConfig, DeflateParams};
 use super::error::HandshakeError;
 use super::head::head_len;
 use super::key::{accept_key, is_valid_key};
@@ -109,6 +110,21 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Handshak
     }))
 }
 
+impl RequestHead {
+    /// The first permessage-deflate offer in the request that `policy`
+    /// accepts: the parameters to use and the `Sec-WebSocket-Extensions`
+    /// answer to send. `None` when the client offered none that is valid.
+    pub fn choose_deflate(&self, policy: &DeflateConfig) -> Option<(DeflateParams, String)> {
+        policy.choose(
+            self.request
+                .headers()
+                .get_all(http::header::SEC_WEBSOCKET_EXTENSIONS)
+                .iter()
+                .filter_map(|value| value.to_str().ok()),
+        )
+    }
+}
+
 /// The 101 answer to an accepted request.
 pub struct ServerReply;
 
@@ -116,6 +132,17 @@ impl ServerReply {
     /// The `101 Switching Protocols` response, naming `protocol` if one was
     /// chosen (it should be one the client offered).
     pub fn accept(head: &RequestHead, protocol: Option<&str>) -> Vec<u8> {
+        Self::accept_with_extensions(head, protocol, None)
+    }
+
+    /// Like [`accept`](Self::accept), and answers `extensions` (the
+    /// `Sec-WebSocket-Extensions` value, such as the one
+    /// [`RequestHead::choose_deflate`] gives).
+    pub fn accept_with_extensions(
+        head: &RequestHead,
+        protocol: Option<&str>,
+        extensions: Option<&str>,
+    ) -> Vec<u8> {
         let mut out = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: {}\r\n",
@@ -124,6 +151,11 @@ impl ServerReply {
         if let Some(protocol) = protocol {
             out.push_str("Sec-WebSocket-Protocol: ");
             out.push_str(protocol);
+            out.push_str("\r\n");
+        }
+        if let Some(extensions) = extensions {
+            out.push_str("Sec-WebSocket-Extensions: ");
+            out.push_str(extensions);
             out.push_str("\r\n");
         }
         out.push_str("\r\n");

@@ -9,8 +9,10 @@ use std::io;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::decode::{Frame, FrameDecoder, FrameObserver};
+#[cfg(feature = "deflate")]
+use super::deflate::{InflateError, MessageDeflate};
 use super::error::ProtocolError;
-use super::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
+use super::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, RSV1};
 use super::mask::MaskKeys;
 use super::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 use super::outqueue::OutQueue;
@@ -74,6 +76,9 @@ pub struct Connection {
     urgent_end: u64,
     /// The payload of the latest pong received, until taken.
     pong: Option<Bytes>,
+    /// permessage-deflate, when negotiated.
+    #[cfg(feature = "deflate")]
+    deflate: Option<Box<MessageDeflate>>,
 }
 
 impl Connection {
@@ -93,7 +98,28 @@ impl Connection {
             failure: None,
             urgent_end: 0,
             pong: None,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
+    }
+
+    /// Turns on permessage-deflate with the negotiated `params`; `config`
+    /// gives the compression level and the size below which messages go
+    /// uncompressed. RSV1 is accepted on the first frame of a message from
+    /// then on.
+    #[cfg(feature = "deflate")]
+    pub fn enable_deflate(
+        &mut self,
+        params: &crate::handshake::DeflateParams,
+        config: &crate::handshake::DeflateConfig,
+    ) {
+        self.decoder.allow_rsv(RSV1);
+        self.deflate = Some(Box::new(MessageDeflate::new(
+            self.role,
+            params,
+            config.level,
+            config.threshold,
+        )));
     }
 
     /// This endpoint's role.
@@ -133,7 +159,16 @@ impl Connection {
         let Frame { header, payload } = frame;
         match header.opcode {
             OpCode::Text | OpCode::Binary => {
-                self.incoming.start(header.opcode == OpCode::Text, payload);
+                let text = header.opcode == OpCode::Text;
+                if header.rsv & RSV1 != 0 {
+                    self.incoming.start_compressed(text);
+                    self.inflate(&payload, header.fin)?;
+                } else {
+                    self.incoming.start(text, payload);
+                }
+            }
+            OpCode::Continuation if self.incoming.compressed => {
+                self.inflate(&payload, header.fin)?;
             }
             OpCode::Continuation => self.incoming.push(payload),
             OpCode::Ping => {
@@ -167,13 +202,62 @@ impl Connection {
         }
     }
 
-    /// Queues a message. Fails once a close frame has been queued.
+    /// Inflates a frame of a compressed message onto the message, under
+    /// the message size limit, validating text as it comes out.
+    #[cfg(feature = "deflate")]
+    fn inflate(&mut self, payload: &[u8], fin: bool) -> Result<(), ProtocolError> {
+        let limit = self.limits.max_message_size;
+        // RSV1 is accepted only once deflate is on, so it is here.
+        let deflate = self
+            .deflate
+            .as_mut()
+            .ok_or(ProtocolError::ReservedBits(RSV1))?;
+        let incoming = &mut self.incoming;
+        let before = incoming.inflated.len();
+        deflate
+            .inflate(payload, fin, &mut incoming.inflated, limit)
+            .map_err(|err| match err {
+                InflateError::TooLarge { size } => ProtocolError::MessageTooLarge { size, limit },
+                InflateError::Corrupt => ProtocolError::InvalidCompressedData,
+            })?;
+        incoming.size = incoming.inflated.len() as u64;
+        if incoming.text == Some(true) {
+            incoming
+                .utf8
+                .feed(&incoming.inflated[before..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "deflate"))]
+    fn inflate(&mut self, _payload: &[u8], _fin: bool) -> Result<(), ProtocolError> {
+        Err(ProtocolError::ReservedBits(RSV1))
+    }
+
+    /// Queues a message, compressed if permessage-deflate is on and the
+    /// message is not below its threshold. Fails once a close frame has
+    /// been queued.
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
         let opcode = match message {
             Message::Text(_) => OpCode::Text,
             Message::Binary(_) => OpCode::Binary,
         };
-        self.send_frame(opcode, message.into_payload())
+        let payload = message.into_payload();
+        #[cfg(feature = "deflate")]
+        if let Some(deflate) = self.deflate.as_mut() {
+            if self.close_sent {
+                return Err(SendError::Closing);
+            }
+            if deflate.should_compress(payload.len()) {
+                if let Some(compressed) = deflate.compress(&payload) {
+                    return self
+                        .push(opcode, RSV1, compressed)
+                        .map_err(SendError::Random);
+                }
+            }
+        }
+        self.send_frame(opcode, payload)
     }
 
     /// Queues a ping.
@@ -251,17 +335,17 @@ impl Connection {
         if self.close_sent {
             return Err(SendError::Closing);
         }
-        self.push(opcode, payload).map_err(SendError::Random)
+        self.push(opcode, 0, payload).map_err(SendError::Random)
     }
 
-    fn push(&mut self, opcode: OpCode, payload: Bytes) -> io::Result<()> {
+    fn push(&mut self, opcode: OpCode, rsv: u8, payload: Bytes) -> io::Result<()> {
         let mask = match self.role {
             Role::Client => Some(self.keys.next_key()?),
             Role::Server => None,
         };
         let header = FrameHeader {
             fin: true,
-            rsv: 0,
+            rsv,
             opcode,
             mask,
             payload_len: payload.len() as u64,
@@ -284,7 +368,7 @@ impl Connection {
         if let Some(payload) = self.pending_pong.take() {
             // A failed key draw leaves the pong unsent; the next I/O error or
             // close ends the connection anyway.
-            if self.push(OpCode::Pong, payload).is_ok() {
+            if self.push(OpCode::Pong, 0, payload).is_ok() {
                 self.queued_pongs.push_back(self.out.pushed_position());
             }
         }
@@ -293,7 +377,7 @@ impl Connection {
     fn queue_close(&mut self, frame: Option<&CloseFrame>) {
         // Answer the last ping before the close: nothing may follow it.
         if let Some(payload) = self.pending_pong.take() {
-            let _ = self.push(OpCode::Pong, payload);
+            let _ = self.push(OpCode::Pong, 0, payload);
         }
         let mut body = BytesMut::new();
         if let Some(frame) = frame {
@@ -302,7 +386,7 @@ impl Connection {
         }
         // Without a masking key the close cannot be sent; the connection is
         // over either way.
-        let _ = self.push(OpCode::Close, body.freeze());
+        let _ = self.push(OpCode::Close, 0, body.freeze());
         self.close_sent = true;
     }
 
@@ -346,6 +430,9 @@ struct Incoming {
     joined: BytesMut,
     size: u64,
     utf8: Utf8Validator,
+    /// The message is compressed: frames are inflated onto `inflated`.
+    compressed: bool,
+    inflated: Vec<u8>,
 }
 
 impl Incoming {
@@ -353,6 +440,12 @@ impl Incoming {
         self.text = Some(text);
         self.size = payload.len() as u64;
         self.first = Some(payload);
+    }
+
+    fn start_compressed(&mut self, text: bool) {
+        self.text = Some(text);
+        self.size = 0;
+        self.compressed = true;
     }
 
     fn push(&mut self, payload: Bytes) {
@@ -371,8 +464,10 @@ impl Incoming {
         let text = self.text.take();
         let payload = match self.first.take() {
             Some(first) => first,
+            None if self.compressed => Bytes::from(std::mem::take(&mut self.inflated)),
             None => self.joined.split().freeze(),
         };
+        self.compressed = false;
         self.size = 0;
         if text == Some(true) {
             self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -392,14 +487,27 @@ struct MessageChecks<'a> {
 
 impl FrameObserver for MessageChecks<'_> {
     fn header(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        let compressed = header.rsv & RSV1 != 0;
+        if compressed && !matches!(header.opcode, OpCode::Text | OpCode::Binary) {
+            return Err(ProtocolError::MisplacedCompressionBit);
+        }
         let size = match header.opcode {
             OpCode::Text | OpCode::Binary if self.incoming.text.is_some() => {
                 return Err(ProtocolError::ExpectedContinuation)
             }
-            OpCode::Text | OpCode::Binary => header.payload_len,
+            // The limit applies to the inflated size, checked as it grows.
+            OpCode::Text | OpCode::Binary if compressed => {
+                self.incoming.compressed = true;
+                return Ok(());
+            }
+            OpCode::Text | OpCode::Binary => {
+                self.incoming.compressed = false;
+                header.payload_len
+            }
             OpCode::Continuation if self.incoming.text.is_none() => {
                 return Err(ProtocolError::UnexpectedContinuation)
             }
+            OpCode::Continuation if self.incoming.compressed => return Ok(()),
             OpCode::Continuation => self.incoming.size + header.payload_len,
             _ => return Ok(()),
         };
@@ -418,7 +526,8 @@ impl FrameObserver for MessageChecks<'_> {
             OpCode::Continuation => self.incoming.text == Some(true),
             _ => false,
         };
-        if text {
+        // Compressed text is validated as it inflates.
+        if text && !self.incoming.compressed {
             self.incoming
                 .utf8
                 .feed(piece)

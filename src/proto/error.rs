@@ -43,6 +43,11 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: usize,
     },
+    /// RSV1 (permessage-deflate's "compressed" bit) was set on a control
+    /// frame or a continuation frame, where RFC 7692 §6 forbids it.
+    MisplacedCompressionBit,
+    /// A compressed message did not inflate: not a valid DEFLATE stream.
+    InvalidCompressedData,
     /// A message grew past the message size limit.
     MessageTooLarge {
         /// The size the message would have reached.
@@ -56,7 +61,7 @@ impl ProtocolError {
     /// The close code sent to the peer for this violation.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
@@ -82,6 +87,10 @@ impl fmt::Display for ProtocolError {
                 f.write_str("new message started before the previous one ended")
             }
             Self::InvalidUtf8 => f.write_str("text is not valid UTF-8"),
+            Self::MisplacedCompressionBit => {
+                f.write_str("RSV1 set on a control or continuation frame")
+            }
+            Self::InvalidCompressedData => f.write_str("compressed message does not inflate"),
             Self::InvalidCloseCode(code) => write!(f, "close code {code} may not be sent"),
             Self::InvalidClosePayload => f.write_str("close frame payload is one byte long"),
             Self::FrameTooLarge { size, limit } => {

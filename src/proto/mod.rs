@@ -7,6 +7,8 @@
 
 mod conn;
 mod decode;
+#[cfg(feature = "deflate")]
+mod deflate;
 mod error;
 mod frame;
 mod mask;

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
 use super::timers::TimeoutConfig;
-use crate::handshake::{validate_protocols, RESERVED_HEADERS};
+use crate::handshake::{validate_protocols, DeflateConfig, RESERVED_HEADERS};
 use crate::proto::Limits;
 use crate::proxy::{EnvProxy, Proxy};
 use crate::transport::{Connector, SharedConnector, TcpConnector};
@@ -26,6 +26,8 @@ pub(crate) struct ConnConfig {
     pub(crate) limits: Limits,
     pub(crate) write_high_water: usize,
     pub(crate) timeouts: TimeoutConfig,
+    /// permessage-deflate: what a client offers, what a server accepts.
+    pub(crate) deflate: Option<DeflateConfig>,
 }
 
 impl Default for ConnConfig {
@@ -34,6 +36,7 @@ impl Default for ConnConfig {
             limits: Limits::default(),
             write_high_water: DEFAULT_WRITE_HIGH_WATER,
             timeouts: TimeoutConfig::default(),
+            deflate: None,
         }
     }
 }
@@ -91,6 +94,18 @@ macro_rules! conn_setters {
         /// `None`: never).
         pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
             self.conn.timeouts.idle = timeout;
+            self
+        }
+
+        /// Turns on permessage-deflate (RFC 7692), off by default: a
+        /// client offers it with these parameters, a server accepts the
+        /// first valid offer and answers with the parameters it will use
+        /// (see [`DeflateConfig`](crate::DeflateConfig)). What was agreed
+        /// shows in `Opened::extensions`. The message size limit applies
+        /// to inflated messages.
+        #[cfg(feature = "deflate")]
+        pub fn deflate(mut self, config: crate::DeflateConfig) -> Self {
+            self.conn.deflate = Some(config);
             self
         }
     };

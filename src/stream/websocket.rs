@@ -16,8 +16,8 @@ use super::halves::{Readable, Writable};
 use super::options::{ConnConfig, Options, ServerOptions};
 use super::shared::Shared;
 use crate::handshake::{
-    parse_request, reject_response, ClientHandshake, HandshakeError, HeadScan, Negotiated,
-    ServerReply, Target, MAX_HEAD_LEN,
+    parse_request, reject_response, ClientHandshake, DeflateParams, HandshakeError, HeadScan,
+    Negotiated, ServerReply, Target, MAX_HEAD_LEN,
 };
 use crate::proto::{CloseCode, CloseFrame, Connection, Role, MAX_CLOSE_REASON};
 use crate::transport::{BoxedTransport, Endpoint, Transport};
@@ -333,13 +333,24 @@ async fn server_handshake(
         }
     };
     let protocol = options.choose(&head.request, &head.protocols);
-    io.write_all(&ServerReply::accept(&head, protocol.as_deref()))
-        .await?;
+    let deflate = options
+        .conn
+        .deflate
+        .and_then(|policy| head.choose_deflate(&policy));
+    let answer = deflate.as_ref().map(|(_, answer)| answer.as_str());
+    io.write_all(&ServerReply::accept_with_extensions(
+        &head,
+        protocol.as_deref(),
+        answer,
+    ))
+    .await?;
     io.flush().await?;
-    let driver = open_driver(io, Role::Server, options.conn, buf);
+    let (deflate, extensions) = deflate.unzip();
+    let driver = open_driver(io, Role::Server, options.conn, buf, deflate);
     let negotiated = Negotiated {
         protocol,
-        extensions: String::new(),
+        extensions: extensions.unwrap_or_default(),
+        deflate,
     };
     Ok((driver, negotiated, head.request))
 }
@@ -356,7 +367,12 @@ async fn client_handshake(
         Some(io) => io,
         None => connect(target, options, deadline).await?,
     };
-    let handshake = ClientHandshake::new(target, &options.protocols, &options.headers)?;
+    let handshake = ClientHandshake::offering(
+        target,
+        &options.protocols,
+        &options.headers,
+        options.conn.deflate,
+    )?;
     io.write_all(handshake.request()).await?;
     io.flush().await?;
     let mut buf = BytesMut::with_capacity(4096);
@@ -372,7 +388,8 @@ async fn client_handshake(
             return Err(HandshakeError::Incomplete.into());
         }
     };
-    Ok((open_driver(io, Role::Client, options.conn, buf), negotiated))
+    let driver = open_driver(io, Role::Client, options.conn, buf, negotiated.deflate);
+    Ok((driver, negotiated))
 }
 
 /// Opens the byte stream with the configured connector and, for `wss`,
@@ -401,8 +418,22 @@ async fn connect(
     }
 }
 
-fn open_driver(io: BoxedTransport, role: Role, config: ConnConfig, leftover: BytesMut) -> Driver {
-    Driver::new(io, Connection::new(role, config.limits), leftover, config)
+fn open_driver(
+    io: BoxedTransport,
+    role: Role,
+    config: ConnConfig,
+    leftover: BytesMut,
+    deflate: Option<DeflateParams>,
+) -> Driver {
+    #[allow(unused_mut)]
+    let mut connection = Connection::new(role, config.limits);
+    #[cfg(feature = "deflate")]
+    if let (Some(params), Some(policy)) = (deflate, config.deflate) {
+        connection.enable_deflate(&params, &policy);
+    }
+    #[cfg(not(feature = "deflate"))]
+    let _ = deflate;
+    Driver::new(io, connection, leftover, config)
 }
 
 /// Whether we run inside a tokio runtime with the time driver, which

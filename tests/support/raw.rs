@@ -44,7 +44,14 @@ pub async fn accept_raw(listener: &TcpListener) -> RawPeer<TcpStream> {
 impl<S: AsyncRead + AsyncWrite + Unpin> RawPeer<S> {
     /// Reads the client's request and answers 101, appending `after` to the
     /// same write (frames the client must not lose).
-    pub async fn handshake(mut io: S, after: &[u8]) -> Self {
+    pub async fn handshake(io: S, after: &[u8]) -> Self {
+        Self::handshake_with(io, None, after).await
+    }
+
+    /// Like [`handshake`](Self::handshake), answering `extensions` as the
+    /// `Sec-WebSocket-Extensions` value (RSV1 is then accepted from the
+    /// client).
+    pub async fn handshake_with(mut io: S, extensions: Option<&str>, after: &[u8]) -> Self {
         let mut buf = BytesMut::new();
         let head = loop {
             if let Some(head) = parse_request(&mut buf).unwrap() {
@@ -55,14 +62,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawPeer<S> {
                 "client left"
             );
         };
-        let mut reply = ServerReply::accept(&head, None);
+        let mut reply = ServerReply::accept_with_extensions(&head, None, extensions);
         reply.extend_from_slice(after);
         io.write_all(&reply).await.unwrap();
-        Self {
-            io,
-            buf,
-            decoder: FrameDecoder::new(Role::Server, usize::MAX),
+        let mut decoder = FrameDecoder::new(Role::Server, usize::MAX);
+        if extensions.is_some() {
+            decoder.allow_rsv(wsstream::proto::RSV1);
         }
+        Self { io, buf, decoder }
     }
 
     /// The next frame the client sent, or `None` at end of stream.
