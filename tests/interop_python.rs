@@ -377,3 +377,106 @@ mod wss {
         );
     }
 }
+
+/// permessage-deflate against Python `websockets`, which negotiates it by
+/// default in both roles.
+#[cfg(feature = "deflate")]
+mod deflate {
+    use super::*;
+    use wsstream::{DeflateConfig, ServerOptions};
+
+    async fn deflate_echo(options: Options) -> String {
+        let server = PythonServer::echo(&[]);
+        let url = format!("ws://127.0.0.1:{}/echo", server.port());
+        let (ws, opened) = open(&url, options).await;
+        let extensions = opened.extensions.clone();
+        assert!(
+            extensions.starts_with("permessage-deflate"),
+            "not negotiated: {extensions:?}"
+        );
+        let (mut rd, mut wr) = (opened.readable, opened.writable);
+        let mut messages = vec![
+            Message::text(""),
+            Message::text("tiny"),
+            Message::binary(binary_pattern(1 << 20)),
+            Message::text("a🦀é".repeat(60_000)),
+            Message::binary(Vec::new()),
+        ];
+        for i in 0..50 {
+            messages.push(Message::text(
+                format!("{{\"seq\":{i},\"kind\":\"quote\",\"bid\":101.25}}").repeat(i + 1),
+            ));
+        }
+        let echoed = echo_all(&mut rd, &mut wr, &messages).await;
+        assert_echoed(&messages, &echoed);
+        close_cleanly(&ws, &mut rd).await;
+        extensions
+    }
+
+    #[tokio::test]
+    async fn compressed_echo_with_a_python_server() {
+        deflate_echo(Options::default().deflate(DeflateConfig::default())).await;
+    }
+
+    #[tokio::test]
+    async fn every_client_parameter_is_granted_and_honoured_by_python() {
+        let asking = DeflateConfig::default()
+            .client_no_context_takeover(true)
+            .server_no_context_takeover(true)
+            .server_max_window_bits(9)
+            .client_max_window_bits(8)
+            .threshold(0);
+        let extensions = deflate_echo(Options::default().deflate(asking)).await;
+        for param in [
+            "server_no_context_takeover",
+            "client_no_context_takeover",
+            "server_max_window_bits=9",
+        ] {
+            assert!(
+                extensions.contains(param),
+                "{param} missing from {extensions:?}"
+            );
+        }
+        let wide = DeflateConfig::default().server_max_window_bits(15).level(9);
+        deflate_echo(Options::default().deflate(wide)).await;
+    }
+
+    #[tokio::test]
+    async fn a_python_client_compresses_to_our_server() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let options = ServerOptions::default().deflate(DeflateConfig::default().threshold(0));
+            let ws = WebSocketStream::accept(tcp, options).await.unwrap();
+            let opened = ws.opened().await.unwrap();
+            let extensions = opened.extensions.clone();
+            let _ = opened.readable.forward(opened.writable).await;
+            (extensions, ws.closed().await)
+        });
+        let client = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(python::interpreter())
+                .arg(python::scripts_dir().join("client.py"))
+                .args([url.as_str(), "--count", "40", "--size", "70000"])
+                .output()
+                .unwrap()
+        });
+        let output = within("the Python client", client).await.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("OK 40"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let (extensions, closed) = within("the server", server).await.unwrap();
+        assert!(
+            extensions.starts_with("permessage-deflate"),
+            "{extensions:?}"
+        );
+        assert!(
+            stdout.contains(&format!("EXTENSIONS {extensions}")),
+            "{stdout}"
+        );
+        assert_eq!(closed.unwrap().code, 1000);
+    }
+}
