@@ -285,7 +285,19 @@ def stream():
     write("stream", "read-error", bytes([0]) + open_ + bytes([PLAN, 0, 1, 7, NEXT, 2]))
 
 
+def deflate():
+    # [offer] [policy] then ops: 0 = the client sends a message (size byte,
+    # pattern seed, text flag, then piece sizes), 1/2 = a raw frame.
+    send_small = bytes([0, 5, 7, 1, 0])
+    send_large = bytes([0, 12, 200, 0, 0, 3, 0, 9])
+    write("deflate", "defaults", bytes([0, 0]) + send_small + send_large + send_small)
+    write("deflate", "no-takeover-8-bits", bytes([0b00000011, 0b00000011]) + send_large + send_large)
+    write("deflate", "15-bits-threshold", bytes([0xFC | 0x10, 0xE0]) + send_small + send_large)
+    write("deflate", "raw-after-send", bytes([0, 0]) + send_small + bytes([1, 5, 3, 1, 1, 0, 1]))
+
+
 if __name__ == "__main__":
+    deflate()
     frame_decoder()
     handshake_response()
     server_request()

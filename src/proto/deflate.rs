@@ -4,7 +4,9 @@
 //! The negotiated parameters decide the window size and whether the
 //! context is kept between messages, each direction on its own. Both
 //! streams are created on first use, so a connection that never sends (or
-//! never receives) a compressed message holds no zlib state for it.
+//! never receives) a compressed message holds no zlib state for it, and a
+//! direction without context takeover frees its stream after every
+//! message, so an idle connection holds none either.
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -124,7 +126,9 @@ impl MessageDeflate {
             out.push(0x00);
         }
         if self.send.reset {
-            compressor.reset();
+            // No context to keep: free the stream (about 256 KiB with the
+            // default settings) rather than hold it while idle.
+            self.compressor = None;
         }
         Some(Bytes::from(out))
     }
@@ -152,7 +156,9 @@ impl MessageDeflate {
             if !ended {
                 ended = inflate_into(decompressor, &SYNC_TAIL, out, limit)?;
             }
-            if self.receive.reset || ended {
+            if self.receive.reset {
+                self.decompressor = None;
+            } else if ended {
                 decompressor.reset(false);
             }
         } else if ended {
