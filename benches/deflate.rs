@@ -44,6 +44,9 @@ async fn pair(deflate: Option<DeflateConfig>) -> (WebSocketStream, Opened) {
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
+        // As every server should: without it, Nagle holds the tail of each
+        // batch for the client's delayed ACK (40 ms a round here).
+        tcp.set_nodelay(true).unwrap();
         let options = match deflate {
             Some(config) => ServerOptions::default().deflate(config),
             None => ServerOptions::default(),
