@@ -18,24 +18,19 @@
 # the logs of wstest and of the examples to autobahn/reports/*.log.
 #
 # Which cases run -- what "clean" means here:
-#   All 517 cases run, 12.* and 13.* (permessage-deflate) included. wsstream
-#   does not negotiate permessage-deflate yet, so for those 216 cases the suite
-#   only does the opening handshake (offering or requesting the extension),
-#   sees it declined, records UNIMPLEMENTED and closes with 1000. That costs a
-#   few seconds and checks something real: that both roles decline the
-#   extension cleanly and still close properly (behaviorClose OK).
-#   expected.json therefore lists them as UNIMPLEMENTED / OK; when
-#   permessage-deflate lands they become OK there.
-#   A clean run is: every case outside 12.*/13.* OK/OK in both roles, except the
-#   suite's informational cases 7.1.6, 7.13.1 and 7.13.2, which must be
-#   INFORMATIONAL with the close code expected.json names (1000, 1002, 1002); and
-#   12.*/13.* UNIMPLEMENTED/OK. Anything else fails (see check.py).
+#   All 517 cases run in both roles, 12.* and 13.* (permessage-deflate, which
+#   the two examples turn on with the default DeflateConfig) included. A clean
+#   run is every case OK/OK, except the suite's informational cases 7.1.6,
+#   7.13.1 and 7.13.2, which must be INFORMATIONAL with the close code
+#   expected.json names (1000, 1002, 1002). Anything else fails (see check.py).
+#   The deflate cases keep single-threaded wstest busy for minutes, so the two
+#   roles run at the same time.
 #
 # Knobs (environment):
 #   AUTOBAHN_EXCLUDE="12.* 13.*"  leave cases out of the run (space-separated
-#                                 Autobahn patterns). check.py then counts them
-#                                 as UNIMPLEMENTED (not run) and fails if
-#                                 expected.json expects anything else for them.
+#                                 Autobahn patterns), for quick iteration; they
+#                                 count as UNIMPLEMENTED (not run) and fail the
+#                                 check.
 #   AUTOBAHN_CASES="1.* 2.*"      run only these cases (default "*"); for quick
 #                                 iteration while fixing the core -- the check
 #                                 then fails on the missing ones, as it should.
