@@ -11,56 +11,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "../tests/support/heap.rs"]
+mod heap;
 
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use wsstream::{DeflateConfig, Message, Opened, Options, ServerOptions, WebSocketStream};
 
 const CONNECTIONS: usize = 200;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to `System`; the counter is
-// only arithmetic on the sizes.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc(layout);
-        if !ptr.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc_zeroed(layout);
-        if !ptr.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let new = System.realloc(ptr, layout, new_size);
-        if !new.is_null() {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
-        }
-        new
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// Heap bytes per connection, client end and server end together, once
 /// every connection has exchanged one message each way.
@@ -87,7 +45,7 @@ async fn heap_per_connection(config: Option<DeflateConfig>) -> usize {
         }
     });
     let text = Message::text("{\"id\":12345,\"kind\":\"update\",\"price\":101.25}".repeat(100));
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = heap::live_bytes();
     let mut clients: Vec<(WebSocketStream, Opened)> = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
         let options = match config {
@@ -105,7 +63,7 @@ async fn heap_per_connection(config: Option<DeflateConfig>) -> usize {
     for _ in 0..CONNECTIONS {
         servers.push(rx.recv().await.unwrap());
     }
-    let per = LIVE.load(Ordering::Relaxed).saturating_sub(before) / CONNECTIONS;
+    let per = heap::live_bytes().saturating_sub(before) / CONNECTIONS;
     drop(clients);
     drop(servers);
     per

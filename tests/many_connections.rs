@@ -22,10 +22,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/heap.rs"]
+mod heap;
 #[path = "support/measure.rs"]
 mod measure;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -51,51 +52,7 @@ const SERVER_ADDR: &str = "WSSTREAM_MANY_ADDR";
 /// Every child process's whole run.
 const CHILD_LIMIT: Duration = Duration::from_secs(120);
 
-// ---- counting the heap ----
-
-/// Bytes currently allocated on the heap by this process.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-/// The system allocator, counting the bytes it hands out.
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to `System`; the counter is
-// only arithmetic on the sizes.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc(layout);
-        if !ptr.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc_zeroed(layout);
-        if !ptr.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let new = System.realloc(ptr, layout, new_size);
-        if !new.is_null() {
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        }
-        new
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+// ---- counting the heap: support/heap.rs ----
 
 /// Memory in use now: resident set and live heap bytes.
 #[derive(Debug, Clone, Copy)]
@@ -108,7 +65,7 @@ impl Usage {
     fn now() -> Self {
         Self {
             rss: rss_bytes(),
-            heap: LIVE.load(Ordering::Relaxed),
+            heap: heap::live_bytes(),
         }
     }
 

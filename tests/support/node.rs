@@ -22,13 +22,18 @@
 
 #![allow(dead_code)]
 
+#[path = "peer_process.rs"]
+mod peer_process;
+
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
+
+use peer_process::{collect, remove_stale, text_of};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The `ws` release the interop tests run against: the exact version that
@@ -229,7 +234,7 @@ fn prepare() -> Result<PathBuf, String> {
     let node = find_node()?;
     std::fs::create_dir_all(&peers)
         .map_err(|err| format!("creating {}: {err}", peers.display()))?;
-    remove_stale(&peers);
+    remove_stale(&peers, "node");
 
     let staging = peers.join(format!("node.staging-{}", unique_suffix()));
     if let Err(why) = build(&node, &staging, &files, &marker) {
@@ -323,28 +328,6 @@ fn build(
         .map_err(|err| format!("writing the marker in {}: {err}", staging.display()))
 }
 
-/// Removes staging and retired installs that a killed run left behind.
-fn remove_stale(peers: &Path) {
-    let Ok(entries) = std::fs::read_dir(peers) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if !(name.starts_with("node.staging-") || name.starts_with("node.old-")) {
-            continue;
-        }
-        let age = entry
-            .metadata()
-            .and_then(|meta| meta.modified())
-            .ok()
-            .and_then(|modified| modified.elapsed().ok());
-        if age.is_some_and(|age| age > Duration::from_secs(3600)) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
 /// A `node SCRIPT ARGS` command in the install directory.
 fn script_command<I, S>(script: &str, args: I) -> Command
 where
@@ -355,22 +338,6 @@ where
     let mut command = Command::new(node());
     command.arg(dir.join(script)).args(args).current_dir(dir);
     command
-}
-
-/// Collects everything a pipe delivers, on a thread of its own.
-fn collect(mut pipe: impl Read + Send + 'static, sink: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        while let Ok(n @ 1..) = pipe.read(&mut chunk) {
-            sink.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend_from_slice(&chunk[..n]);
-        }
-    })
-}
-
-fn text_of(bytes: &Mutex<Vec<u8>>) -> String {
-    String::from_utf8_lossy(&bytes.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
 }
 
 /// The lines a server printed, queued by their first word (`PORT`, `OFFER`,

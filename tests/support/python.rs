@@ -14,12 +14,17 @@
 
 #![allow(dead_code)]
 
+#[path = "peer_process.rs"]
+mod peer_process;
+
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
+
+use peer_process::{collect, remove_stale, text_of};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The `websockets` release the interop tests run against.
@@ -108,7 +113,7 @@ fn prepare() -> Result<PathBuf, String> {
     check_version(&base)?;
     std::fs::create_dir_all(&peers)
         .map_err(|err| format!("creating {}: {err}", peers.display()))?;
-    remove_stale(&peers);
+    remove_stale(&peers, "python-venv");
 
     let staging = peers.join(format!("python-venv.staging-{}", unique_suffix()));
     let built = build(&base, &staging);
@@ -198,28 +203,6 @@ fn build(base: &OsStr, staging: &Path) -> Result<(), String> {
         .map_err(|err| format!("writing the marker in {}: {err}", staging.display()))
 }
 
-/// Removes staging and retired environments that a killed run left behind.
-fn remove_stale(peers: &Path) {
-    let Ok(entries) = std::fs::read_dir(peers) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if !(name.starts_with("python-venv.staging-") || name.starts_with("python-venv.old-")) {
-            continue;
-        }
-        let age = entry
-            .metadata()
-            .and_then(|meta| meta.modified())
-            .ok()
-            .and_then(|modified| modified.elapsed().ok());
-        if age.is_some_and(|age| age > Duration::from_secs(3600)) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
 /// A running Python peer. Dropping it kills the process; the process also
 /// exits by itself when its standard input closes, so it never outlives the
 /// test binary.
@@ -260,17 +243,10 @@ impl PythonServer {
         let stdin = child.stdin.take();
 
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        let stderr_reader = child.stderr.take().map(|mut pipe| {
-            let sink = stderr.clone();
-            std::thread::spawn(move || {
-                let mut chunk = [0u8; 4096];
-                while let Ok(n @ 1..) = pipe.read(&mut chunk) {
-                    sink.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .extend_from_slice(&chunk[..n]);
-                }
-            })
-        });
+        let stderr_reader = child
+            .stderr
+            .take()
+            .map(|pipe| collect(pipe, stderr.clone()));
 
         let (first_line, port_line) = mpsc::channel();
         if let Some(stdout) = child.stdout.take() {
@@ -317,8 +293,7 @@ impl PythonServer {
 
     /// What the server wrote to its standard error so far.
     pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(PoisonError::into_inner))
-            .into_owned()
+        text_of(&self.stderr)
     }
 
     fn stop(&mut self) {

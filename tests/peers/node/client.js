@@ -28,6 +28,7 @@
 // happened to stderr and exits 1.
 
 const WebSocket = require('ws');
+const deflateFlags = require('./deflate_flags');
 
 const STEP_MS = 30000;
 
@@ -44,11 +45,7 @@ function fail(message) {
 function parseArgs(argv) {
   const args = {
     url: undefined,
-    deflate: false,
-    serverNoContextTakeover: false,
-    clientNoContextTakeover: false,
-    serverMaxWindowBits: undefined,
-    clientMaxWindowBits: undefined,
+    ...deflateFlags.defaults(),
     count: 10,
     size: 1000,
     binary: false,
@@ -63,21 +60,6 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     switch (flag) {
-      case '--deflate':
-        args.deflate = true;
-        break;
-      case '--server-no-context-takeover':
-        args.serverNoContextTakeover = true;
-        break;
-      case '--client-no-context-takeover':
-        args.clientNoContextTakeover = true;
-        break;
-      case '--server-max-window-bits':
-        args.serverMaxWindowBits = number(flag, argv[++i], 8, 15);
-        break;
-      case '--client-max-window-bits':
-        args.clientMaxWindowBits = number(flag, argv[++i], 8, 15);
-        break;
       case '--count':
         args.count = number(flag, argv[++i], 0, 1e9);
         break;
@@ -88,6 +70,9 @@ function parseArgs(argv) {
         args.binary = true;
         break;
       default:
+        if (deflateFlags.apply(args, flag, () => argv[++i], number)) {
+          break;
+        }
         if (flag.startsWith('--') || args.url !== undefined) {
           usage(`unknown argument ${flag}`);
         }
@@ -95,29 +80,10 @@ function parseArgs(argv) {
     }
   }
   if (args.url === undefined) usage('no URL');
-  const deflateOnly =
-    args.serverNoContextTakeover ||
-    args.clientNoContextTakeover ||
-    args.serverMaxWindowBits !== undefined ||
-    args.clientMaxWindowBits !== undefined;
-  if (deflateOnly && !args.deflate) {
+  if (deflateFlags.needDeflate(args)) {
     usage('the permessage-deflate flags need --deflate');
   }
   return args;
-}
-
-function perMessageDeflate(args) {
-  if (!args.deflate) return false;
-  const options = { threshold: 0 };
-  if (args.serverNoContextTakeover) options.serverNoContextTakeover = true;
-  if (args.clientNoContextTakeover) options.clientNoContextTakeover = true;
-  if (args.serverMaxWindowBits !== undefined) {
-    options.serverMaxWindowBits = args.serverMaxWindowBits;
-  }
-  if (args.clientMaxWindowBits !== undefined) {
-    options.clientMaxWindowBits = args.clientMaxWindowBits;
-  }
-  return options;
 }
 
 // Message `index`, `size` bytes long. Text is ASCII, so any length is valid
@@ -139,7 +105,7 @@ function line(text) {
 
 const args = parseArgs(process.argv.slice(2));
 const ws = new WebSocket(args.url, {
-  perMessageDeflate: perMessageDeflate(args),
+  perMessageDeflate: deflateFlags.perMessageDeflate(args),
   maxPayload: Math.max(args.size, 100 * 1024 * 1024),
 });
 

@@ -31,6 +31,7 @@
 
 const { STATUS_CODES } = require('http');
 const { WebSocketServer } = require('ws');
+const deflateFlags = require('./deflate_flags');
 
 function usage(message) {
   process.stderr.write(`echo_server.js: ${message}\n`);
@@ -39,11 +40,7 @@ function usage(message) {
 
 function parseArgs(argv) {
   const args = {
-    deflate: false,
-    serverNoContextTakeover: false,
-    clientNoContextTakeover: false,
-    serverMaxWindowBits: undefined,
-    clientMaxWindowBits: undefined,
+    ...deflateFlags.defaults(),
     maxPayload: undefined,
   };
   const number = (flag, value, min, max) => {
@@ -56,51 +53,19 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     switch (flag) {
-      case '--deflate':
-        args.deflate = true;
-        break;
-      case '--server-no-context-takeover':
-        args.serverNoContextTakeover = true;
-        break;
-      case '--client-no-context-takeover':
-        args.clientNoContextTakeover = true;
-        break;
-      case '--server-max-window-bits':
-        args.serverMaxWindowBits = number(flag, argv[++i], 8, 15);
-        break;
-      case '--client-max-window-bits':
-        args.clientMaxWindowBits = number(flag, argv[++i], 8, 15);
-        break;
       case '--max-payload':
         args.maxPayload = number(flag, argv[++i], 0, Number.MAX_SAFE_INTEGER);
         break;
       default:
-        usage(`unknown argument ${flag}`);
+        if (!deflateFlags.apply(args, flag, () => argv[++i], number)) {
+          usage(`unknown argument ${flag}`);
+        }
     }
   }
-  const deflateOnly =
-    args.serverNoContextTakeover ||
-    args.clientNoContextTakeover ||
-    args.serverMaxWindowBits !== undefined ||
-    args.clientMaxWindowBits !== undefined;
-  if (deflateOnly && !args.deflate) {
+  if (deflateFlags.needDeflate(args)) {
     usage('the permessage-deflate flags need --deflate');
   }
   return args;
-}
-
-function perMessageDeflate(args) {
-  if (!args.deflate) return false;
-  const options = { threshold: 0 };
-  if (args.serverNoContextTakeover) options.serverNoContextTakeover = true;
-  if (args.clientNoContextTakeover) options.clientNoContextTakeover = true;
-  if (args.serverMaxWindowBits !== undefined) {
-    options.serverMaxWindowBits = args.serverMaxWindowBits;
-  }
-  if (args.clientMaxWindowBits !== undefined) {
-    options.clientMaxWindowBits = args.clientMaxWindowBits;
-  }
-  return options;
 }
 
 // One line, never split, whatever the value holds.
@@ -112,7 +77,7 @@ const args = parseArgs(process.argv.slice(2));
 const options = {
   host: '127.0.0.1',
   port: 0,
-  perMessageDeflate: perMessageDeflate(args),
+  perMessageDeflate: deflateFlags.perMessageDeflate(args),
 };
 if (args.maxPayload !== undefined) options.maxPayload = args.maxPayload;
 
