@@ -149,7 +149,12 @@ impl DeflateConfig {
             None => 15,
         };
         let client_bits = match answer.client_max_window_bits {
-            Some(Some(bits)) => bits.min(self.client_max_window_bits),
+            // A value was offered only when below 15; the answer may lower
+            // it, never raise it.
+            Some(Some(bits)) if bits > self.client_max_window_bits => {
+                return Err("client_max_window_bits above the one offered")
+            }
+            Some(Some(bits)) => bits,
             Some(None) => return Err("client_max_window_bits without a value"),
             None => self.client_max_window_bits,
         };

@@ -87,13 +87,19 @@ fn client_rejects_answers_outside_the_offer() {
 #[test]
 fn client_honours_its_own_limits() {
     let config = DeflateConfig::default()
-        .client_max_window_bits(9)
+        .client_max_window_bits(10)
         .client_no_context_takeover(true);
     let params = config
-        .accept_response("permessage-deflate; client_max_window_bits=12")
+        .accept_response("permessage-deflate; client_max_window_bits=9")
         .unwrap();
     assert_eq!(params.client_max_window_bits, 9);
     assert!(params.client_no_context_takeover);
+    let params = config.accept_response("permessage-deflate").unwrap();
+    assert_eq!(params.client_max_window_bits, 10);
+    // Raising the offered limit does not fit the offer.
+    assert!(config
+        .accept_response("permessage-deflate; client_max_window_bits=12")
+        .is_err());
 }
 
 fn choose(config: DeflateConfig, offers: &[&str]) -> Option<(DeflateParams, String)> {
