@@ -26,11 +26,30 @@ impl Fanout {
     }
 
     /// Adds a task to be woken at the next event (once per task).
+    ///
+    /// A task is recognised by `will_wake`, or failing that by the waker's
+    /// data pointer: tokio's `block_on` hands out a waker whose clones carry
+    /// another vtable, so `will_wake` never matches it, and each poll would
+    /// otherwise add a clone (a list that grows, scanned at every poll,
+    /// until the next event: quadratic; a `main` pipelining 16-byte messages
+    /// ran 270x slower). The newest waker replaces the one it matches.
     pub(crate) fn register(&self, waker: &Waker) {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        if !waiting.iter().any(|w| w.will_wake(waker)) {
-            waiting.push(waker.clone());
+        let same_task =
+            |w: &Waker| w.will_wake(waker) || (!waker.data().is_null() && w.data() == waker.data());
+        match waiting.iter_mut().find(|w| same_task(w)) {
+            Some(known) if known.will_wake(waker) => {}
+            Some(known) => known.clone_from(waker),
+            None => waiting.push(waker.clone()),
         }
+    }
+
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// A context whose waker wakes every registered task.
@@ -95,5 +114,55 @@ mod tests {
         // Woken tasks are forgotten until they register again.
         fanout.context().waker().wake_by_ref();
         assert_eq!(a.0.load(Ordering::SeqCst), 1);
+    }
+
+    /// A waker like tokio's `block_on` one: its clones carry another
+    /// vtable (same functions, another address), so `will_wake` between
+    /// the original and a clone is false. The data is a `'static` counter.
+    mod split_vtable {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::{RawWaker, RawWakerVTable, Waker};
+
+        pub(super) static WOKEN: AtomicUsize = AtomicUsize::new(0);
+
+        fn clone(data: *const ()) -> RawWaker {
+            RawWaker::new(data, &CLONED)
+        }
+        fn wake(_: *const ()) {
+            WOKEN.fetch_add(1, Ordering::SeqCst);
+        }
+        fn drop(_: *const ()) {}
+
+        static ORIGINAL: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop);
+        static CLONED: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop);
+
+        pub(super) fn waker() -> Waker {
+            let data = std::ptr::from_ref(&WOKEN).cast::<()>();
+            // SAFETY: the functions never dereference `data`, which points
+            // to a static anyway; cloning and dropping own nothing, and
+            // waking only bumps the static counter, so every contract of
+            // `RawWakerVTable` holds on any thread, any number of times.
+            #[allow(unsafe_code)]
+            unsafe {
+                Waker::from_raw(RawWaker::new(data, &ORIGINAL))
+            }
+        }
+    }
+
+    #[test]
+    fn a_task_whose_waker_clones_differ_registers_once() {
+        let fanout = Fanout::new();
+        let waker = split_vtable::waker();
+        assert!(!waker.clone().will_wake(&waker), "the vtables must differ");
+        for _ in 0..1000 {
+            fanout.register(&waker);
+        }
+        assert_eq!(fanout.waiting(), 1);
+        fanout.context().waker().wake_by_ref();
+        assert_eq!(
+            split_vtable::WOKEN.load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+        assert_eq!(fanout.waiting(), 0);
     }
 }
