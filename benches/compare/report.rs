@@ -1,0 +1,241 @@
+//! The parent process: runs every measurement and prints the Markdown
+//! tables.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::process::Command;
+
+use crate::client::Sample;
+use crate::libraries::LIBRARIES;
+use crate::process::{chosen_cpu, run_child, Server};
+use crate::server::masking_self_test;
+use crate::workloads::{quick, workloads, Shape, Workload};
+
+const ROUNDS: usize = 7;
+
+type Results = BTreeMap<(usize, usize), Vec<Sample>>;
+
+/// The parent: server, self-test, every measurement, the tables.
+pub(super) fn run_parent() {
+    let quick = quick();
+    let rounds = if quick { 1 } else { ROUNDS };
+    let cpu = chosen_cpu();
+    let server = Server::start(cpu);
+    masking_self_test(server.addr);
+    let workloads = workloads(quick);
+    let mut results = Results::new();
+    for (w, workload) in workloads.iter().enumerate() {
+        for round in 0..rounds {
+            for i in 0..LIBRARIES.len() {
+                let library = (i + round) % LIBRARIES.len();
+                let Some(sample) = run_child(&server, cpu, library, w) else {
+                    continue;
+                };
+                eprintln!(
+                    "{} | round {}/{rounds} | {:<17} {:>12.0} msgs/s {:>8.3} µs CPU/msg",
+                    workload.name,
+                    round + 1,
+                    LIBRARIES[library],
+                    sample.rate(),
+                    sample.cpu_us_per_message(),
+                );
+                results.entry((w, library)).or_default().push(sample);
+            }
+        }
+    }
+    drop(server);
+    print!("{}", report(&workloads, &results, rounds, cpu));
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
+/// One table: a row per workload, a column per library, and wsstream's
+/// figure over the best peer's (`higher_is_better` picks which is best).
+fn table(
+    title: &str,
+    rows: &[(String, Vec<Option<f64>>)],
+    format: fn(f64) -> String,
+    higher_is_better: bool,
+) -> String {
+    let mut out = format!(
+        "| {title} | {} | wsstream ÷ best peer |\n",
+        LIBRARIES.join(" | ")
+    );
+    out.push_str(&format!("|---{}|---|\n", "|---:".repeat(LIBRARIES.len())));
+    for (name, values) in rows {
+        let cells: Vec<String> = values
+            .iter()
+            .map(|v| v.map_or_else(|| "failed".to_owned(), format))
+            .collect();
+        let peers = values[1..].iter().flatten().copied();
+        let best = if higher_is_better {
+            peers.reduce(f64::max)
+        } else {
+            peers.reduce(f64::min)
+        };
+        let ratio = match (values[0], best) {
+            (Some(ours), Some(best)) if best > 0.0 => format!("{:.2}×", ours / best),
+            _ => "–".to_owned(),
+        };
+        let _ = writeln!(out, "| {name} | {} | {ratio} |", cells.join(" | "));
+    }
+    out
+}
+
+fn rows(
+    workloads: &[Workload],
+    results: &Results,
+    only: impl Fn(&Workload) -> bool,
+    value: impl Fn(&Sample) -> Option<f64>,
+) -> Vec<(String, Vec<Option<f64>>)> {
+    workloads
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| only(w))
+        .map(|(w, workload)| {
+            let values = (0..LIBRARIES.len())
+                .map(|lib| {
+                    let samples = results.get(&(w, lib))?;
+                    median(samples.iter().filter_map(&value).collect())
+                })
+                .collect();
+            (workload.name.to_owned(), values)
+        })
+        .collect()
+}
+
+fn report(workloads: &[Workload], results: &Results, rounds: usize, cpu: usize) -> String {
+    let all = |_: &Workload| true;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "### Messages per second (median of {rounds} rounds; higher is better)\n"
+    );
+    out += &table(
+        "workload",
+        &rows(workloads, results, all, |s| Some(s.rate())),
+        fmt_rate,
+        true,
+    );
+    let latency = rows(
+        workloads,
+        results,
+        |w| matches!(w.shape, Shape::RoundTrip { .. }),
+        |s| s.p50.map(|p| p.as_secs_f64() * 1e6),
+    );
+    let _ = writeln!(
+        out,
+        "\n### Round-trip latency, p50 in µs (lower is better)\n"
+    );
+    out += &table("workload", &latency, fmt_small, false);
+    let _ = writeln!(
+        out,
+        "\n### Client CPU time per message in µs, user + system (lower is better)\n"
+    );
+    out += &table(
+        "workload",
+        &rows(workloads, results, all, |s| Some(s.cpu_us_per_message())),
+        fmt_small,
+        false,
+    );
+    let _ = writeln!(
+        out,
+        "\n### Client peak RSS in MiB, above the process's own at start (lower is better)\n"
+    );
+    out += &table(
+        "workload",
+        &rows(workloads, results, all, |s| Some(s.rss_kib as f64 / 1024.0)),
+        fmt_small,
+        false,
+    );
+    out += &machine(cpu);
+    out
+}
+
+fn fmt_rate(value: f64) -> String {
+    let digits = format!("{value:.0}");
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn fmt_small(value: f64) -> String {
+    match value {
+        v if v >= 100.0 => format!("{v:.0}"),
+        v if v >= 10.0 => format!("{v:.1}"),
+        v if v >= 1.0 => format!("{v:.2}"),
+        v => format!("{v:.3}"),
+    }
+}
+
+/// The machine, the toolchain and the exact crate versions.
+fn machine(cpu: usize) -> String {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+        .map_or("unknown", |(_, m)| m.trim());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let rustc = command_output("rustc", &["-V"]);
+    let commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
+    let mut out = String::from("\n### Setup\n\n");
+    let _ = writeln!(
+        out,
+        "- CPU: {model}, {cores} cores; server and clients pinned to CPU {cpu}"
+    );
+    let _ = writeln!(out, "- Linux {}", kernel.trim());
+    let _ = writeln!(out, "- {}", rustc.trim());
+    let _ = writeln!(
+        out,
+        "- wsstream {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        commit.trim()
+    );
+    for (name, version) in locked_versions() {
+        let _ = writeln!(out, "- {name} {version}");
+    }
+    out
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |o| String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+}
+
+/// The peers' versions (and tokio's) from Cargo.lock.
+fn locked_versions() -> Vec<(String, String)> {
+    let lock =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap_or_default();
+    let wanted = [&LIBRARIES[1..], &["tungstenite", "tokio"]].concat();
+    let mut found = Vec::new();
+    let mut name = None;
+    for line in lock.lines() {
+        if let Some(n) = line.strip_prefix("name = ") {
+            name = Some(n.trim_matches('"').to_owned());
+        } else if let (Some(n), Some(v)) = (&name, line.strip_prefix("version = ")) {
+            if wanted.contains(&n.as_str()) {
+                found.push((n.clone(), v.trim_matches('"').to_owned()));
+            }
+            name = None;
+        }
+    }
+    found
+}

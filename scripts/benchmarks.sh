@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs the end-to-end comparison with other WebSocket libraries
+# (benches/compare/, about 3 minutes) and the sans-io micro-benchmarks
+# (benches/core.rs, about 3 minutes), then writes docs/benchmarks.md.
+#
+#   bash scripts/benchmarks.sh
+#
+# Run it on an otherwise idle machine: every figure is a time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=docs/benchmarks.md
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "==> cargo bench --bench compare" >&2
+cargo bench --bench compare >"$work/compare.md"
+grep -q '^| workload ' "$work/compare.md" || {
+  echo "compare printed no table" >&2
+  exit 1
+}
+
+echo "==> cargo bench --bench core" >&2
+cargo bench --bench core -- --color never >"$work/core.txt"
+
+# Criterion's result lines as a table: the first `time:` and `thrpt:` after
+# each mask/, decode_masked_frame/ or encode_masked_frame/ id (its point estimates; the `change:`
+# lines that follow when a baseline exists are skipped).
+awk '
+  /^(mask|decode_masked_frame|encode_masked_frame)\// { name = $1; time = "" }
+  name != "" && /time:/ && time == "" { time = middle($0); next }
+  name != "" && /thrpt:/ && time != "" {
+    printf "| %s | %s | %s |\n", name, time, middle($0)
+    name = ""
+  }
+  function middle(line,   f) {
+    sub(/.*\[/, "", line); sub(/\].*/, "", line); split(line, f, " ")
+    return f[3] " " f[4]
+  }
+' "$work/core.txt" >"$work/core.md"
+[ -s "$work/core.md" ] || {
+  echo "no criterion results found in the core bench output" >&2
+  exit 1
+}
+
+{
+  cat <<'EOF'
+# Benchmarks
+
+Written by `bash scripts/benchmarks.sh`, which runs the two benchmarks below;
+each can also be run alone.
+
+## wsstream beside other Rust WebSocket libraries
+
+`cargo bench --bench compare` (`COMPARE_QUICK=1` for a one-round smoke run)
+
+Every library's client talks to the same echo server (fastwebsockets, one
+thread) over 127.0.0.1; server and client are pinned to the same core, and
+each measurement is a fresh client process, so its CPU time and peak RSS are
+its own. The workloads run round after round, every library once per round,
+and the tables give the median of the rounds. The doc comment at the top of
+[`benches/compare/main.rs`](../benches/compare/main.rs) describes the method in full.
+
+EOF
+  cat "$work/compare.md"
+  cat <<'EOF'
+
+## The sans-io hot paths beside memcpy
+
+`cargo bench --bench core`: masking (word at a time, byte at a time, and a
+plain copy of the same bytes), decoding a masked frame and encoding one
+(each beside copying the same bytes), as criterion reports them (point
+estimates).
+
+| benchmark | time | throughput |
+|---|---:|---:|
+EOF
+  cat "$work/core.md"
+} >"$out.tmp"
+mv "$out.tmp" "$out"
+echo "wrote $out" >&2
