@@ -33,8 +33,8 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
-use peer_process::{collect, remove_stale, text_of};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use peer_process::{collect, remove_stale, run, text_of, unique_suffix};
+use std::time::{Duration, Instant};
 
 /// The `ws` release the interop tests run against: the exact version that
 /// `tests/peers/node/package.json` pins (the install checks they agree).
@@ -147,30 +147,6 @@ fn npm(node: &Path) -> PathBuf {
         .filter(|candidate| candidate.is_file())
         .or_else(|| on_path(name))
         .unwrap_or_else(|| PathBuf::from(name))
-}
-
-fn unique_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{}-{nanos}", std::process::id())
-}
-
-fn run(command: &mut Command, what: &str) -> Result<Output, String> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|err| format!("{what}: could not run {command:?}: {err}"))?;
-    if output.status.success() {
-        Ok(output)
-    } else {
-        Err(format!(
-            "{what}: {command:?} failed ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
 }
 
 /// The files of `tests/peers/node` that an install copies: the scripts and

@@ -20,12 +20,12 @@ mod peer_process;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
-use peer_process::{collect, remove_stale, text_of};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use peer_process::{collect, remove_stale, run, text_of, unique_suffix};
+use std::time::Duration;
 
 /// The `websockets` release the interop tests run against.
 pub const WEBSOCKETS_VERSION: &str = "17.4";
@@ -76,30 +76,6 @@ pub fn interpreter() -> &'static Path {
     match INTERPRETER.get_or_init(prepare) {
         Ok(path) => path,
         Err(why) => panic!("cannot run the Python interop peers: {why}"),
-    }
-}
-
-fn unique_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{}-{nanos}", std::process::id())
-}
-
-fn run(command: &mut Command, what: &str) -> Result<Output, String> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|err| format!("{what}: could not run {command:?}: {err}"))?;
-    if output.status.success() {
-        Ok(output)
-    } else {
-        Err(format!(
-            "{what}: {command:?} failed ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
     }
 }
 
