@@ -45,7 +45,7 @@ impl FrameCodec {
         Self {
             role,
             decoder: FrameDecoder::new(role, max_frame_size),
-            keys: MaskKeys::default(),
+            keys: MaskKeys,
         }
     }
 }

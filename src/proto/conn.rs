@@ -90,7 +90,7 @@ impl Connection {
             decoder: FrameDecoder::new(role, limits.max_frame_size),
             incoming: Incoming::default(),
             out: OutQueue::default(),
-            keys: MaskKeys::default(),
+            keys: MaskKeys,
             queued_pongs: VecDeque::new(),
             pending_pong: None,
             close_sent: false,
