@@ -1,14 +1,16 @@
 //! The queue of encoded frames waiting to be written.
 //!
 //! Headers and small payloads are copied into one contiguous buffer; large
-//! payloads are queued as the caller's `Bytes`, not copied. The queue is a
+//! payloads are queued as the caller's `Bytes`, not copied, unless they must
+//! be masked and the caller still shares them: masking needs a copy then,
+//! and it goes into the same buffer. The queue is a
 //! [`Buf`] whose [`chunks_vectored`](Buf::chunks_vectored) lets the I/O layer
 //! write many frames with one `writev`.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::frame::{FrameHeader, MAX_HEADER_LEN};
 use super::mask::apply_mask;
@@ -37,29 +39,39 @@ pub struct OutQueue {
 
 impl OutQueue {
     /// Appends one frame. The header's masking key, if any, is applied to the
-    /// payload: in place when the caller's `Bytes` is not shared, else while
-    /// copying it.
+    /// payload: in place when the caller's `Bytes` is large and not shared,
+    /// else while copying it into the queue's own buffer, which is reused
+    /// from frame to frame (no allocation per frame).
     pub fn push_frame(&mut self, header: &FrameHeader, payload: Bytes) {
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
         self.tail.extend_from_slice(&head[..head_len]);
         let total = head_len + payload.len();
-        if payload.len() <= INLINE_PAYLOAD {
-            let start = self.tail.len();
-            self.tail.put_slice(&payload);
-            if let Some(key) = header.mask {
-                apply_mask(&mut self.tail[start..], key, 0);
-            }
-        } else {
-            let payload = match header.mask {
-                Some(key) => masked(payload, key),
-                None => payload,
-            };
-            self.chunks.push_back(self.tail.split().freeze());
-            self.chunks.push_back(payload);
-        }
         self.len += total;
         self.pushed += total as u64;
+        let payload = match header.mask {
+            Some(key) if payload.len() > INLINE_PAYLOAD => match payload.try_into_mut() {
+                Ok(mut owned) => {
+                    apply_mask(&mut owned, key, 0);
+                    owned.freeze()
+                }
+                Err(shared) => return self.copy_into_tail(&shared, Some(key)),
+            },
+            mask if payload.len() <= INLINE_PAYLOAD => {
+                return self.copy_into_tail(&payload, mask);
+            }
+            _ => payload,
+        };
+        self.chunks.push_back(self.tail.split().freeze());
+        self.chunks.push_back(payload);
+    }
+
+    fn copy_into_tail(&mut self, payload: &[u8], mask: Option<[u8; 4]>) {
+        let start = self.tail.len();
+        self.tail.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut self.tail[start..], key, 0);
+        }
     }
 
     /// Bytes waiting to be written.
@@ -81,14 +93,6 @@ impl OutQueue {
     pub fn consumed_position(&self) -> u64 {
         self.consumed
     }
-}
-
-fn masked(payload: Bytes, key: [u8; 4]) -> Bytes {
-    let mut owned = payload
-        .try_into_mut()
-        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-    apply_mask(&mut owned, key, 0);
-    owned.freeze()
 }
 
 impl Buf for OutQueue {
@@ -206,8 +210,16 @@ mod tests {
             let keep = shared.then(|| payload.clone());
             let mut queue = OutQueue::default();
             queue.push_frame(&header(4096, Some(key)), payload);
+            queue.push_frame(&header(4096, Some(key)), Bytes::from(data.clone()));
+            // A shared payload is copied next to its header; a unique one
+            // is its own chunk, masked where it lies.
+            let mut slices = [IoSlice::new(&[]); 8];
+            let expected_slices = if shared { 2 } else { 4 };
+            assert_eq!(queue.chunks_vectored(&mut slices), expected_slices);
             let out = drain(&mut queue, 333);
-            let mut unmasked = out[8..].to_vec();
+            assert_eq!(out.len(), 2 * (8 + 4096));
+            assert_eq!(out[..4104], out[4104..], "both frames carry the same bytes");
+            let mut unmasked = out[8..4104].to_vec();
             apply_mask(&mut unmasked, key, 0);
             assert_eq!(unmasked, data);
             if let Some(original) = keep {
