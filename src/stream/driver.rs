@@ -5,11 +5,13 @@
 //! and bytes to write in the connection's queue, never in a future's local
 //! state, so dropping a future between polls loses nothing.
 
-use std::io;
-use std::task::{ready, Poll};
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
-use bytes::BytesMut;
-use tokio_util::io::{poll_read_buf, poll_write_buf};
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncWrite;
+use tokio_util::io::poll_read_buf;
 
 use super::fanout::Fanout;
 use super::options::ConnConfig;
@@ -22,8 +24,12 @@ use crate::{CloseInfo, Error, Timeout};
 /// keeps no more than this.
 const READ_SMALL: usize = 4 * 1024;
 /// Free space for a read once reads fill the buffer: fewer system calls
-/// while data streams in.
-const READ_LARGE: usize = 16 * 1024;
+/// while data streams in. The buffer is let go when the socket runs dry.
+const READ_LARGE: usize = 128 * 1024;
+
+/// The most slices one `writev` is given. Small frames share one slice, so
+/// this only bounds how many large payloads go out per call.
+const MAX_WRITE_SLICES: usize = 128;
 
 /// How long a failed connection keeps reading before the socket is closed.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
@@ -40,6 +46,8 @@ pub(crate) struct Driver {
     /// Whether the last read filled all the space it was given, so more is
     /// probably waiting: the next read gets a larger buffer.
     streaming: bool,
+    /// Bytes read since the socket last had nothing to read.
+    burst_bytes: usize,
     eof: bool,
     shut_down: bool,
 }
@@ -66,6 +74,7 @@ impl Driver {
             high_water: config.write_high_water,
             timers: Timers::new(config.timeouts),
             streaming: false,
+            burst_bytes: 0,
             eof: false,
             shut_down: false,
         }
@@ -87,7 +96,7 @@ impl Driver {
             if queue.is_empty() {
                 break;
             }
-            let n = ready!(poll_write_buf(self.io.as_mut(), &mut cx, queue))?;
+            let n = ready!(poll_write_some(self.io.as_mut(), &mut cx, queue))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -128,6 +137,7 @@ impl Driver {
                 return self.poll_deadlines(read, write).map(Progress::Ended);
             }
             if let Ok(Some(message)) = received {
+                self.release_quiet_read_buf();
                 return Poll::Ready(Progress::Message(message));
             }
             if self.eof {
@@ -139,14 +149,16 @@ impl Driver {
                 return Poll::Ready(Progress::Ended(outcome));
             }
             let space = self.make_read_space();
-            match ready!(poll_read_buf(
-                self.io.as_mut(),
-                &mut read.context(),
-                &mut self.read_buf
-            )) {
+            let result = poll_read_buf(self.io.as_mut(), &mut read.context(), &mut self.read_buf);
+            if result.is_pending() {
+                self.release_quiet_read_buf();
+                self.burst_bytes = 0;
+            }
+            match ready!(result) {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
                     self.streaming = n >= space;
+                    self.burst_bytes = self.burst_bytes.saturating_add(n);
                     self.timers.on_bytes_received();
                 }
                 Err(err) => return Poll::Ready(Progress::Ended(Err(Error::io(err)))),
@@ -154,19 +166,28 @@ impl Driver {
         }
     }
 
-    /// Sizes the read buffer's free space for the next read and returns it.
-    /// Small while the peer is quiet, reusing the allocation when the buffer
-    /// is empty (and dropping one a burst left large); large while reads
-    /// fill it.
+    /// Called when a message leaves or the socket has nothing more for now.
+    /// A connection that read little since it last waited, and holds no
+    /// half-read frame, lets go of its read buffer: connections between
+    /// messages hold none, whether or not anyone polls them. One that is
+    /// streaming keeps its large buffer for the next burst rather than free
+    /// and fault in 128 KiB per wake-up; it lets go after its next quiet
+    /// turn (at the latest, the keepalive pong).
+    fn release_quiet_read_buf(&mut self) {
+        if self.read_buf.is_empty() && self.burst_bytes <= READ_SMALL {
+            self.read_buf = BytesMut::new();
+            self.streaming = false;
+        }
+    }
+
+    /// Sizes the read buffer's free space for the next read and returns it:
+    /// small while the peer sends little, large while reads fill it.
     fn make_read_space(&mut self) -> usize {
         let want = if self.streaming {
             READ_LARGE
         } else {
             READ_SMALL
         };
-        if self.read_buf.is_empty() && !self.streaming && self.read_buf.capacity() > READ_LARGE {
-            self.read_buf = BytesMut::new();
-        }
         if self.read_buf.capacity() - self.read_buf.len() < want {
             self.read_buf.reserve(want);
         }
@@ -249,3 +270,30 @@ impl Driver {
         self.eof
     }
 }
+
+/// Writes what it can of `queue`, many frames per system call: a vectored
+/// write of up to [`MAX_WRITE_SLICES`] slices, or a plain write when the
+/// queue is one slice (a `send` costs less than a `writev`) or the
+/// transport does not write vectors well. Returns the bytes written.
+fn poll_write_some<T: AsyncWrite + ?Sized>(
+    mut io: Pin<&mut T>,
+    cx: &mut Context<'_>,
+    queue: &mut impl Buf,
+) -> Poll<io::Result<usize>> {
+    let n = if io.is_write_vectored() {
+        let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+        match queue.chunks_vectored(&mut slices) {
+            0 => 0,
+            1 => ready!(io.as_mut().poll_write(cx, &slices[0]))?,
+            count => ready!(io.as_mut().poll_write_vectored(cx, &slices[..count]))?,
+        }
+    } else {
+        ready!(io.as_mut().poll_write(cx, queue.chunk()))?
+    };
+    queue.advance(n.min(queue.remaining()));
+    Poll::Ready(Ok(n))
+}
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

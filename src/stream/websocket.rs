@@ -438,6 +438,14 @@ fn open_driver(
     }
     #[cfg(not(feature = "deflate"))]
     let _ = deflate;
+    // The handshake's 4 KiB buffer is only worth keeping while it holds
+    // frames the peer sent right behind its head; a connection opened and
+    // not yet read from should hold no read buffer.
+    let leftover = if leftover.is_empty() {
+        BytesMut::new()
+    } else {
+        leftover
+    };
     Driver::new(io, connection, leftover, config)
 }
 
