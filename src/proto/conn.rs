@@ -158,6 +158,18 @@ impl Connection {
     fn on_frame(&mut self, frame: Frame) -> Result<Option<Message>, ProtocolError> {
         let Frame { header, payload } = frame;
         match header.opcode {
+            // A whole message in one frame, the common case: no state to
+            // keep (its UTF-8 was checked as it arrived).
+            OpCode::Text if header.fin && header.rsv & RSV1 == 0 => {
+                self.incoming
+                    .utf8
+                    .finish()
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+                return Ok(Some(Message::Text(Utf8Bytes::from_validated(payload))));
+            }
+            OpCode::Binary if header.fin && header.rsv & RSV1 == 0 => {
+                return Ok(Some(Message::Binary(payload)));
+            }
             OpCode::Text | OpCode::Binary => {
                 let text = header.opcode == OpCode::Text;
                 if header.rsv & RSV1 != 0 {

@@ -6,6 +6,7 @@
 //! one task would sleep forever. So the socket is always polled with a
 //! fan-out waker, and every task that waits registers with the fan-out.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Wake, Waker};
 
@@ -13,6 +14,9 @@ use std::task::{Context, Wake, Waker};
 #[derive(Debug)]
 pub(crate) struct Fanout {
     waiting: Mutex<Vec<Waker>>,
+    /// Events so far, counted before the list is taken, so a task can
+    /// register after a poll and still learn of an event during it.
+    events: AtomicUsize,
     /// A waker for this fan-out, made once.
     waker: Waker,
 }
@@ -21,6 +25,7 @@ impl Fanout {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             waiting: Mutex::new(Vec::new()),
+            events: AtomicUsize::new(0),
             waker: Waker::from(Arc::new(Relay(me.clone()))),
         })
     }
@@ -44,6 +49,23 @@ impl Fanout {
         }
     }
 
+    /// The event count, to pass to [`register_since`](Self::register_since)
+    /// after polling with [`context`](Self::context).
+    pub(crate) fn events(&self) -> usize {
+        self.events.load(Ordering::Acquire)
+    }
+
+    /// Registers a task that polled and must wait, and wakes it at once if
+    /// an event came after `seen` (from [`events`](Self::events) before the
+    /// poll): that event may have found the list without it. Registering
+    /// only on `Pending` spares a lock per message while data flows.
+    pub(crate) fn register_since(&self, waker: &Waker, seen: usize) {
+        self.register(waker);
+        if self.events() != seen {
+            waker.wake_by_ref();
+        }
+    }
+
     #[cfg(test)]
     fn waiting(&self) -> usize {
         self.waiting
@@ -59,6 +81,9 @@ impl Fanout {
 
     /// Wakes every registered task; each registers again if it still waits.
     pub(crate) fn wake_all(&self) {
+        // Counted before the list is taken: a task that registers after the
+        // take sees the new count (the lock orders the two).
+        self.events.fetch_add(1, Ordering::AcqRel);
         let waiting =
             std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
         for waker in waiting {
@@ -95,6 +120,26 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn registering_after_a_poll_catches_an_event_during_it() {
+        let fanout = Fanout::new();
+        let task = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(task.clone());
+        // No event while polling: registered, not woken.
+        let seen = fanout.events();
+        fanout.register_since(&waker, seen);
+        assert_eq!(task.0.load(Ordering::SeqCst), 0);
+        assert_eq!(fanout.waiting(), 1);
+        fanout.context().waker().wake_by_ref();
+        assert_eq!(task.0.load(Ordering::SeqCst), 1);
+        // An event fires while the task polls, before it registers: the
+        // list it would have been in is already gone, so it is woken now.
+        let seen = fanout.events();
+        fanout.context().waker().wake_by_ref();
+        fanout.register_since(&waker, seen);
+        assert_eq!(task.0.load(Ordering::SeqCst), 2);
     }
 
     #[test]

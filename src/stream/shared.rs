@@ -290,9 +290,12 @@ impl Shared {
         let Phase::Open(driver) = &mut st.phase else {
             return Poll::Ready(None);
         };
-        self.read.register(waker);
-        self.write.register(waker);
+        let seen = (self.read.events(), self.write.events());
         let progress = driver.poll_progress(&self.read, &self.write);
+        if progress.is_pending() {
+            self.read.register_since(waker, seen.0);
+            self.write.register_since(waker, seen.1);
+        }
         st.wake_writer_if_room();
         match progress {
             Poll::Pending => Poll::Pending,
