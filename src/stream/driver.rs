@@ -6,11 +6,12 @@
 //! state, so dropping a future between polls loses nothing.
 
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncWrite, ReadBuf};
 use tokio_util::io::poll_read_buf;
 
 use super::fanout::Fanout;
@@ -148,15 +149,14 @@ impl Driver {
             if let Poll::Ready(outcome) = self.poll_deadlines(read, write) {
                 return Poll::Ready(Progress::Ended(outcome));
             }
-            let space = self.make_read_space();
-            let result = poll_read_buf(self.io.as_mut(), &mut read.context(), &mut self.read_buf);
+            let result = self.poll_read_once(&mut read.context());
             if result.is_pending() {
                 self.release_quiet_read_buf();
                 self.burst_bytes = 0;
             }
             match ready!(result) {
-                Ok(0) => self.eof = true,
-                Ok(n) => {
+                Ok((0, _)) => self.eof = true,
+                Ok((n, space)) => {
                     self.streaming = n >= space;
                     self.burst_bytes = self.burst_bytes.saturating_add(n);
                     self.timers.on_bytes_received();
@@ -164,6 +164,24 @@ impl Driver {
                 Err(err) => return Poll::Ready(Progress::Ended(Err(Error::io(err)))),
             }
         }
+    }
+
+    /// One read; returns the bytes read and the space they were given.
+    /// With no buffer (between messages) the read lands on the stack and
+    /// only what arrived is copied into a buffer of its size: a read that
+    /// finds nothing allocates nothing, and a small message holds only its
+    /// own bytes, not a 4 KiB buffer.
+    fn poll_read_once(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(usize, usize)>> {
+        if self.read_buf.capacity() == 0 {
+            let mut stack = [MaybeUninit::<u8>::uninit(); READ_SMALL];
+            let mut buf = ReadBuf::uninit(&mut stack);
+            ready!(self.io.as_mut().poll_read(cx, &mut buf))?;
+            self.read_buf = BytesMut::from(buf.filled());
+            return Poll::Ready(Ok((buf.filled().len(), READ_SMALL)));
+        }
+        let space = self.make_read_space();
+        let n = ready!(poll_read_buf(self.io.as_mut(), cx, &mut self.read_buf))?;
+        Poll::Ready(Ok((n, space)))
     }
 
     /// Called when a message leaves or the socket has nothing more for now.
