@@ -126,7 +126,14 @@ impl FrameDecoder {
             return Ok(None);
         }
         let header = partial.header;
-        let payload = buf.split_to(partial.len).freeze();
+        let payload = if partial.len == buf.len() && partial.len == buf.capacity() {
+            // The frame is all the buffer holds and can hold (a read sized
+            // to what arrived): hand over the buffer itself. Splitting would
+            // first allocate a shared header for its two halves.
+            std::mem::take(buf).freeze()
+        } else {
+            buf.split_to(partial.len).freeze()
+        };
         self.current = None;
         Ok(Some(Frame { header, payload }))
     }
@@ -185,6 +192,29 @@ mod tests {
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].payload, payload);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_frame_that_fills_its_buffer_takes_it_and_one_that_does_not_splits() {
+        let wire = encoded(OpCode::Binary, true, Some([9, 8, 7, 6]), b"whole buffer");
+        let mut decoder = FrameDecoder::new(Role::Server, 1 << 20);
+        // Exactly the frame: the buffer itself becomes the payload.
+        let mut exact = BytesMut::from(&wire[..]);
+        let frame = decoder.decode(&mut exact).unwrap().unwrap();
+        assert_eq!(&frame.payload[..], b"whole buffer");
+        assert_eq!(exact.capacity(), 0);
+        // The frame and the start of the next: split, the rest stays.
+        let mut more = BytesMut::from(&wire[..]);
+        more.extend_from_slice(&wire[..3]);
+        let frame = decoder.decode(&mut more).unwrap().unwrap();
+        assert_eq!(&frame.payload[..], b"whole buffer");
+        assert_eq!(&more[..], &wire[..3]);
+        // Room to spare but nothing else: split, the room stays for reads.
+        let mut roomy = BytesMut::with_capacity(wire.len() + 100);
+        roomy.extend_from_slice(&wire);
+        let frame = decoder.decode(&mut roomy).unwrap().unwrap();
+        assert_eq!(&frame.payload[..], b"whole buffer");
+        assert!(roomy.is_empty() && roomy.capacity() >= 100);
     }
 
     #[test]
