@@ -38,7 +38,7 @@ impl Fanout {
     /// otherwise add a clone (a list that grows, scanned at every poll,
     /// until the next event: quadratic; a `main` pipelining 16-byte messages
     /// ran 270x slower). The newest waker replaces the one it matches.
-    pub(crate) fn register(&self, waker: &Waker) {
+    fn register(&self, waker: &Waker) {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         let same_task =
             |w: &Waker| w.will_wake(waker) || (!waker.data().is_null() && w.data() == waker.data());

@@ -222,7 +222,7 @@ impl Shared {
         if driver.has_room() {
             return Poll::Ready(Ok(()));
         }
-        self.write.register(cx.waker());
+        let seen = self.write.events();
         if let Poll::Ready(Err(err)) = driver.poll_write_queued(&self.write) {
             st.end(Err(Error::io(err)));
             return Poll::Ready(Err(st.ended_error()));
@@ -230,6 +230,7 @@ impl Shared {
         if driver.has_room() {
             return Poll::Ready(Ok(()));
         }
+        self.write.register_since(cx.waker(), seen);
         remember(&mut st.writer, cx.waker());
         Poll::Pending
     }
@@ -256,7 +257,7 @@ impl Shared {
                 _ => Err(st.ended_error()),
             });
         };
-        self.write.register(cx.waker());
+        let seen = self.write.events();
         match driver.poll_write_queued(&self.write) {
             Poll::Ready(Ok(())) => {
                 st.wake_writer_if_room();
@@ -266,7 +267,10 @@ impl Shared {
                 st.end(Err(Error::io(err)));
                 Poll::Ready(Err(st.ended_error()))
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                self.write.register_since(cx.waker(), seen);
+                Poll::Pending
+            }
         }
     }
 

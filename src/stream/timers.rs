@@ -40,6 +40,9 @@ impl Default for TimeoutConfig {
 pub(crate) struct Timers {
     config: TimeoutConfig,
     sleep: Option<Pin<Box<Sleep>>>,
+    /// The deadline `sleep` was last polled for and found pending: it will
+    /// wake the connection then.
+    armed: Option<Instant>,
     next_ping: Option<Instant>,
     /// While a keepalive ping waits for its pong: the deadline and payload.
     awaiting: Option<(Instant, Bytes)>,
@@ -54,6 +57,7 @@ impl Timers {
         Self {
             config,
             sleep: None,
+            armed: None,
             next_ping: config.ping_interval.map(|every| now + every),
             awaiting: None,
             pings_sent: 0,
@@ -82,7 +86,9 @@ impl Timers {
 
     /// Checks the deadlines against the clock: sends a keepalive ping when
     /// one is due, and reports the first timeout that expired. `Pending`
-    /// means the timer will wake `cx` at the next deadline.
+    /// means the timer will wake `cx` at the next deadline. `cx` must carry
+    /// the same waker at every call (the driver passes its read fan-out's):
+    /// a deadline already armed is not polled again.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>, proto: &mut Connection) -> Poll<Timeout> {
         loop {
             let now = Instant::now();
@@ -108,6 +114,12 @@ impl Timers {
             let Some(deadline) = self.earliest() else {
                 return Poll::Pending;
             };
+            if self.armed == Some(deadline) && now < deadline {
+                // Already registered for this deadline with the same waker
+                // (the read fan-out's, at every call): polling the timer
+                // again on every message would change nothing.
+                return Poll::Pending;
+            }
             let sleep = self
                 .sleep
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -115,8 +127,10 @@ impl Timers {
                 sleep.as_mut().reset(deadline);
             }
             if sleep.as_mut().poll(cx).is_pending() {
+                self.armed = Some(deadline);
                 return Poll::Pending;
             }
+            self.armed = None;
         }
     }
 
