@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, DuplexStream, ReadBuf};
 
 use super::*;
 use crate::proto::{encode_frame, FrameDecoder, FrameHeader, OpCode, Role};
+use crate::stream::fanout::FanoutOwner;
 
 /// An in-memory socket that writes vectors and records how many slices
 /// each write call was given.
@@ -60,12 +61,27 @@ impl AsyncWrite for Recorder {
     }
 }
 
+/// The read and write fan-outs, as the connection's shared state holds them.
+struct Fanouts {
+    read: Fanout,
+    write: Fanout,
+}
+
+impl FanoutOwner for Fanouts {
+    fn fanout(&self, which: usize) -> &Fanout {
+        if which == 0 {
+            &self.read
+        } else {
+            &self.write
+        }
+    }
+}
+
 struct Harness {
     driver: Driver,
     peer: DuplexStream,
     writes: Arc<Mutex<Vec<usize>>>,
-    read: Arc<Fanout>,
-    write: Arc<Fanout>,
+    fanouts: Arc<Fanouts>,
 }
 
 /// A server-side driver over an in-memory socket with room for 1 MiB.
@@ -81,8 +97,10 @@ fn harness() -> Harness {
         driver: Driver::new(io, proto, BytesMut::new(), ConnConfig::default()),
         peer,
         writes,
-        read: Fanout::new(),
-        write: Fanout::new(),
+        fanouts: Arc::new_cyclic(|me| Fanouts {
+            read: Fanout::new(me.clone(), 0),
+            write: Fanout::new(me.clone(), 1),
+        }),
     }
 }
 
@@ -90,7 +108,8 @@ impl Harness {
     /// The driver wakes through its own fan-out wakers, so the test task
     /// needs no waker of its own.
     fn poll(&mut self) -> Poll<Progress> {
-        self.driver.poll_progress(&self.read, &self.write)
+        self.driver
+            .poll_progress(&self.fanouts.read, &self.fanouts.write)
     }
 
     fn message(&mut self) -> Bytes {
@@ -186,7 +205,7 @@ async fn frames_queued_together_leave_in_few_writes_and_in_order() {
         expected.push(payload);
     }
     let queued = h.driver.proto.buffered();
-    assert!(h.driver.poll_write_queued(&h.write).is_ready());
+    assert!(h.driver.poll_write_queued(&h.fanouts.write).is_ready());
     assert_eq!(h.driver.proto.buffered(), 0);
     // 30 large payloads, each its own slice between runs of small frames:
     // about 61 slices, so one vectored write takes them all.

@@ -7,13 +7,13 @@
 //! fan-out waker, and every task that waits registers with the fan-out.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Wake, Waker};
 
 /// The wakers of every task waiting for one readiness event.
 #[derive(Debug)]
 pub(crate) struct Fanout {
-    waiting: Mutex<Vec<Waker>>,
+    waiting: Mutex<Waiting>,
     /// Events so far, counted before the list is taken, so a task can
     /// register after a poll and still learn of an event during it.
     events: AtomicUsize,
@@ -21,13 +21,23 @@ pub(crate) struct Fanout {
     waker: Waker,
 }
 
+/// Something that holds fan-outs inline (the connection's shared state),
+/// so that a fan-out costs no allocation of its own and no pointer to
+/// follow: the socket's waker reaches it through its owner.
+pub(crate) trait FanoutOwner: Send + Sync + 'static {
+    /// The fan-out `which` names.
+    fn fanout(&self, which: usize) -> &Fanout;
+}
+
 impl Fanout {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new_cyclic(|me| Self {
-            waiting: Mutex::new(Vec::new()),
+    /// The fan-out its owner returns for `which`; `owner` is the owner
+    /// being built (from `Arc::new_cyclic`).
+    pub(crate) fn new<O: FanoutOwner>(owner: Weak<O>, which: usize) -> Self {
+        Self {
+            waiting: Mutex::new(Waiting::default()),
             events: AtomicUsize::new(0),
-            waker: Waker::from(Arc::new(Relay(me.clone()))),
-        })
+            waker: Waker::from(Arc::new(Relay { owner, which })),
+        }
     }
 
     /// Adds a task to be woken at the next event (once per task).
@@ -42,7 +52,12 @@ impl Fanout {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         let same_task =
             |w: &Waker| w.will_wake(waker) || (!waker.data().is_null() && w.data() == waker.data());
-        match waiting.iter_mut().find(|w| same_task(w)) {
+        let Waiting { first, more } = &mut *waiting;
+        match first
+            .iter_mut()
+            .chain(more.iter_mut())
+            .find(|w| same_task(w))
+        {
             Some(known) if known.will_wake(waker) => {}
             Some(known) => known.clone_from(waker),
             None => waiting.push(waker.clone()),
@@ -68,10 +83,8 @@ impl Fanout {
 
     #[cfg(test)]
     fn waiting(&self) -> usize {
-        self.waiting
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        usize::from(waiting.first.is_some()) + waiting.more.len()
     }
 
     /// A context whose waker wakes every registered task.
@@ -84,27 +97,48 @@ impl Fanout {
         // Counted before the list is taken: a task that registers after the
         // take sees the new count (the lock orders the two).
         self.events.fetch_add(1, Ordering::AcqRel);
-        let waiting =
-            std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
-        for waker in waiting {
-            waker.wake();
+        let (first, more) = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            (waiting.first.take(), std::mem::take(&mut waiting.more))
+        };
+        first.into_iter().chain(more).for_each(Waker::wake);
+    }
+}
+
+/// The tasks waiting, the first one inline: one task waiting is the common
+/// case, and it then costs no allocation per event.
+#[derive(Debug, Default)]
+struct Waiting {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Waiting {
+    fn push(&mut self, waker: Waker) {
+        if self.first.is_none() {
+            self.first = Some(waker);
+        } else {
+            self.more.push(waker);
         }
     }
 }
 
-/// The waker handed to the socket. It holds the fan-out weakly, so the
-/// socket (owned by the connection) and the fan-out do not keep each other
+/// The waker handed to the socket. It holds the owner weakly, so the
+/// socket (owned by the connection) and the owner do not keep each other
 /// alive.
-struct Relay(std::sync::Weak<Fanout>);
+struct Relay<O> {
+    owner: Weak<O>,
+    which: usize,
+}
 
-impl Wake for Relay {
+impl<O: FanoutOwner> Wake for Relay<O> {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if let Some(fanout) = self.0.upgrade() {
-            fanout.wake_all();
+        if let Some(owner) = self.owner.upgrade() {
+            owner.fanout(self.which).wake_all();
         }
     }
 }
@@ -113,6 +147,26 @@ impl Wake for Relay {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Owner(Fanout);
+
+    impl FanoutOwner for Owner {
+        fn fanout(&self, _: usize) -> &Fanout {
+            &self.0
+        }
+    }
+
+    /// A fan-out alone in its owner, as the tests use it.
+    fn fanout() -> Arc<Owner> {
+        Arc::new_cyclic(|me| Owner(Fanout::new(me.clone(), 0)))
+    }
+
+    impl std::ops::Deref for Owner {
+        type Target = Fanout;
+        fn deref(&self) -> &Fanout {
+            &self.0
+        }
+    }
 
     struct Count(AtomicUsize);
 
@@ -124,7 +178,7 @@ mod tests {
 
     #[test]
     fn registering_after_a_poll_catches_an_event_during_it() {
-        let fanout = Fanout::new();
+        let fanout = fanout();
         let task = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(task.clone());
         // No event while polling: registered, not woken.
@@ -144,7 +198,7 @@ mod tests {
 
     #[test]
     fn every_registered_task_is_woken_once_per_event() {
-        let fanout = Fanout::new();
+        let fanout = fanout();
         let a = Arc::new(Count(AtomicUsize::new(0)));
         let b = Arc::new(Count(AtomicUsize::new(0)));
         let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
@@ -196,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_task_whose_waker_clones_differ_registers_once() {
-        let fanout = Fanout::new();
+        let fanout = fanout();
         let waker = split_vtable::waker();
         assert!(!waker.clone().will_wake(&waker), "the vtables must differ");
         for _ in 0..1000 {

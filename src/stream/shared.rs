@@ -16,22 +16,25 @@ use std::task::{Context, Poll, Waker};
 use tokio_util::sync::CancellationToken;
 
 use super::driver::{Driver, Progress};
-use super::fanout::Fanout;
+use super::fanout::{Fanout, FanoutOwner};
 use crate::handshake::Negotiated;
 use crate::proto::{CloseFrame, Message, SendError};
 use crate::{CloseInfo, Error};
 
 pub(crate) struct Shared {
     state: Mutex<State>,
-    read: Arc<Fanout>,
-    write: Arc<Fanout>,
+    read: Fanout,
+    write: Fanout,
     /// Fires to abort the opening handshake.
     pub(crate) abort: CancellationToken,
 }
 
+// The driver lives inline: `State` is already behind the connection's one
+// `Arc`, and a box would be one more pointer to chase on every poll.
+#[allow(clippy::large_enum_variant)]
 enum Phase {
     Connecting,
-    Open(Box<Driver>),
+    Open(Driver),
     Ended,
 }
 
@@ -63,7 +66,7 @@ fn remember_in(list: &mut Vec<Waker>, waker: &Waker) {
 
 impl Shared {
     pub(crate) fn new(abort: CancellationToken) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
             state: Mutex::new(State {
                 phase: Phase::Connecting,
                 opened: None,
@@ -76,8 +79,8 @@ impl Shared {
                 reader: None,
                 writer: None,
             }),
-            read: Fanout::new(),
-            write: Fanout::new(),
+            read: Fanout::new(me.clone(), READ),
+            write: Fanout::new(me.clone(), WRITE),
             abort,
         })
     }
@@ -95,7 +98,7 @@ impl Shared {
         }
         match result {
             Ok((driver, negotiated)) => {
-                st.phase = Phase::Open(Box::new(driver));
+                st.phase = Phase::Open(driver);
                 st.opened = Some(Ok(negotiated));
                 // A `closed` polled before open has had nothing to drive; now
                 // it may (found by the `stream` fuzz target).
@@ -315,6 +318,20 @@ impl Shared {
     /// frames handled, the close handshake finished.
     fn drive_discarding(&self, st: &mut State, waker: &Waker) {
         while let Poll::Ready(Some(_dropped)) = self.progress(st, waker) {}
+    }
+}
+
+/// Which of the two fan-outs a socket waker wakes.
+const READ: usize = 0;
+const WRITE: usize = 1;
+
+impl FanoutOwner for Shared {
+    fn fanout(&self, which: usize) -> &Fanout {
+        if which == READ {
+            &self.read
+        } else {
+            &self.write
+        }
     }
 }
 
