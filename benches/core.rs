@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use wsstream::proto::{
-    apply_mask, encode_frame, FrameDecoder, FrameHeader, OpCode, Role, MAX_HEADER_LEN,
+    apply_mask, encode_frame, put_masked, FrameDecoder, FrameHeader, OpCode, Role, MAX_HEADER_LEN,
 };
 use wsstream::Utf8Bytes;
 
@@ -36,6 +36,33 @@ fn masking(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("memcpy", size), &size, |b, _| {
             b.iter(|| black_box(&mut buf).copy_from_slice(black_box(&src)))
+        });
+    }
+    group.finish();
+}
+
+/// Appending a masked copy of a payload the sender still shares, as a
+/// client must: copy then mask in place (two passes), or one fused pass.
+fn copy_and_mask(c: &mut Criterion) {
+    let mut group = c.benchmark_group("copy_and_mask");
+    for size in SIZES {
+        let src = vec![0x42u8; size];
+        let mut dst = BytesMut::with_capacity(size);
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(BenchmarkId::new("copy_then_mask", size), &size, |b, _| {
+            b.iter(|| {
+                dst.clear();
+                dst.extend_from_slice(black_box(&src));
+                apply_mask(&mut dst, KEY, 0);
+                black_box(&dst);
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("fused", size), &size, |b, _| {
+            b.iter(|| {
+                dst.clear();
+                put_masked(&mut dst, black_box(&src), KEY);
+                black_box(&dst);
+            })
         });
     }
     group.finish();
@@ -154,5 +181,12 @@ fn text_access(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, masking, decoding, encoding, text_access);
+criterion_group!(
+    benches,
+    masking,
+    copy_and_mask,
+    decoding,
+    encoding,
+    text_access
+);
 criterion_main!(benches);

@@ -2,7 +2,7 @@
 //! into decisions, and well-formed frame and message builders, so inputs can
 //! mix raw bytes with valid traffic and the fuzzer gets past the first check.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use wsstream::handshake::{HandshakeError, HeadScan, MAX_HEAD_LEN};
 use wsstream::proto::{encode_frame, FrameHeader, OpCode};
 
@@ -138,9 +138,9 @@ pub fn header(fin: bool, opcode: OpCode, mask: Option<[u8; 4]>) -> FrameHeader {
 
 /// One encoded frame.
 pub fn frame(fin: bool, opcode: OpCode, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
+    let mut out = BytesMut::with_capacity(payload.len() + 14);
     encode_frame(&header(fin, opcode, mask), payload, &mut out);
-    out
+    out.to_vec()
 }
 
 /// A message as the peer sent it, for comparing with what was received.
@@ -194,7 +194,9 @@ pub fn fragmented(
         let op = if i == 0 { opcode } else { OpCode::Continuation };
         let fin = i + 1 == cuts.len();
         let key = mask(input);
-        encode_frame(&header(fin, op, key), &payload[start..end], &mut out);
+        let mut frame = BytesMut::new();
+        encode_frame(&header(fin, op, key), &payload[start..end], &mut frame);
+        out.extend_from_slice(&frame);
         sizes.push(end - start);
         start = end;
         if !fin {

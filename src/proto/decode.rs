@@ -171,9 +171,9 @@ mod tests {
             mask,
             payload_len: 0,
         };
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         encode_frame(&header, payload, &mut out);
-        out
+        out.to_vec()
     }
 
     #[test]

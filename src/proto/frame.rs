@@ -1,9 +1,9 @@
 //! Frame headers (RFC 6455 §5.2): opcodes, parsing and encoding.
 
-use bytes::BufMut;
+use bytes::BytesMut;
 
 use super::error::ProtocolError;
-use super::mask::apply_mask;
+use super::mask::put_masked;
 
 /// The largest header: 2 bytes, a 64-bit length and a masking key.
 pub const MAX_HEADER_LEN: usize = 14;
@@ -181,20 +181,19 @@ impl FrameHeader {
 }
 
 /// Appends a whole frame to `dst`: the header, then the payload masked with
-/// the header's key if it has one. The header's length field is taken from
-/// `payload`.
-pub fn encode_frame<B: BufMut + AsMut<[u8]>>(header: &FrameHeader, payload: &[u8], dst: &mut B) {
+/// the header's key if it has one (masked as it is copied, in one pass).
+/// The header's length field is taken from `payload`.
+pub fn encode_frame(header: &FrameHeader, payload: &[u8], dst: &mut BytesMut) {
     let header = FrameHeader {
         payload_len: payload.len() as u64,
         ..*header
     };
     let mut head = [0u8; MAX_HEADER_LEN];
     let head_len = header.encode(&mut head);
-    dst.put_slice(&head[..head_len]);
-    let start = dst.as_mut().len();
-    dst.put_slice(payload);
-    if let Some(key) = header.mask {
-        apply_mask(&mut dst.as_mut()[start..], key, 0);
+    dst.extend_from_slice(&head[..head_len]);
+    match header.mask {
+        Some(key) => put_masked(dst, payload, key),
+        None => dst.extend_from_slice(payload),
     }
 }
 

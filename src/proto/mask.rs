@@ -3,6 +3,8 @@
 
 use std::cell::RefCell;
 
+use bytes::BytesMut;
+
 use chacha20::rand_core::{Rng, SeedableRng};
 use chacha20::ChaCha12Rng;
 
@@ -29,6 +31,41 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     // The remainder (at most 7 bytes) starts a multiple of 4 bytes in.
     for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
         *byte ^= key[i & 3];
+    }
+}
+
+/// Appends `src` to `dst` masked with `key` (from offset 0), in one pass:
+/// each word is read from `src`, masked, and written once into `dst`'s
+/// spare capacity. Copying and then masking in place reads the bytes twice.
+pub fn put_masked(dst: &mut BytesMut, src: &[u8], key: [u8; 4]) {
+    dst.reserve(src.len());
+    let word = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    let spare = &mut dst.spare_capacity_mut()[..src.len()];
+    let mut out = spare.chunks_exact_mut(8);
+    let mut inp = src.chunks_exact(8);
+    for (slots, bytes) in (&mut out).zip(&mut inp) {
+        let mut value = [0u8; 8];
+        value.copy_from_slice(bytes);
+        let masked = (u64::from_ne_bytes(value) ^ word).to_ne_bytes();
+        for (slot, byte) in slots.iter_mut().zip(masked) {
+            slot.write(byte);
+        }
+    }
+    // The remainder (at most 7 bytes) starts a multiple of 4 bytes in.
+    let tail = out.into_remainder().iter_mut().zip(inp.remainder());
+    for (i, (slot, byte)) in tail.enumerate() {
+        slot.write(byte ^ key[i & 3]);
+    }
+    let len = dst.len() + src.len();
+    #[allow(unsafe_code)]
+    // SAFETY: `reserve` made room for `src.len()` more bytes, and the two
+    // loops above wrote every one of the first `src.len()` spare bytes:
+    // the 8-byte chunks and their remainder partition the `spare` slice,
+    // which has exactly `src.len()` bytes, as the chunks of `src` do.
+    unsafe {
+        dst.set_len(len);
     }
 }
 
@@ -88,6 +125,29 @@ mod tests {
                     apply_mask(&mut fast[start..start + len], key, offset);
                     bytewise(&mut slow[start..start + len], key, offset);
                     assert_eq!(fast, slow, "start {start} len {len} offset {offset}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn put_masked_equals_copy_then_mask_at_every_length_and_spare_room() {
+        let key = [0xA1, 0xB2, 0xC3, 0xD4];
+        let source: Vec<u8> = (0..200u8).map(|b| b.wrapping_mul(31)).collect();
+        for len in 0..70 {
+            for start in 0..9 {
+                let src = &source[start..start + len];
+                for room in [0, 1, 7, 64] {
+                    // A buffer that already holds bytes, with or without
+                    // spare capacity: those bytes must stay as they were.
+                    let mut fused = BytesMut::with_capacity(3 + room);
+                    fused.extend_from_slice(b"abc");
+                    put_masked(&mut fused, src, key);
+                    let mut slow = b"abc".to_vec();
+                    let mut masked = src.to_vec();
+                    bytewise(&mut masked, key, 0);
+                    slow.extend_from_slice(&masked);
+                    assert_eq!(&fused[..], &slow[..], "len {len} start {start}");
                 }
             }
         }

@@ -25,7 +25,7 @@ pub use error::ProtocolError;
 pub use frame::{
     encode_frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1, RSV_ALL,
 };
-pub use mask::{apply_mask, MaskKeys};
+pub use mask::{apply_mask, put_masked, MaskKeys};
 pub use message::{CloseCode, CloseFrame, InvalidCloseCode, Message, Utf8Bytes, MAX_CLOSE_REASON};
 pub use outqueue::OutQueue;
 pub use utf8::{InvalidUtf8, Utf8Validator};

@@ -13,7 +13,7 @@ use std::io::IoSlice;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::frame::{FrameHeader, MAX_HEADER_LEN};
-use super::mask::apply_mask;
+use super::mask::{apply_mask, put_masked};
 
 /// Payloads up to this size are copied next to their header rather than
 /// queued as a chunk of their own: cheaper than another iovec, and for a
@@ -67,10 +67,9 @@ impl OutQueue {
     }
 
     fn copy_into_tail(&mut self, payload: &[u8], mask: Option<[u8; 4]>) {
-        let start = self.tail.len();
-        self.tail.extend_from_slice(payload);
-        if let Some(key) = mask {
-            apply_mask(&mut self.tail[start..], key, 0);
+        match mask {
+            Some(key) => put_masked(&mut self.tail, payload, key),
+            None => self.tail.extend_from_slice(payload),
         }
     }
 

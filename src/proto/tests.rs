@@ -14,9 +14,9 @@ fn peer_frame(us: Role, opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
         mask: (us == Role::Server).then_some([0x37, 0xFA, 0x21, 0x3D]),
         payload_len: 0,
     };
-    let mut out = Vec::new();
+    let mut out = BytesMut::new();
     encode_frame(&header, payload, &mut out);
-    out
+    out.to_vec()
 }
 
 /// Drains what `conn` wants to send and decodes it as its peer would.

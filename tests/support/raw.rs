@@ -117,9 +117,9 @@ pub fn frame(opcode: OpCode, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -
         mask,
         payload_len: 0,
     };
-    let mut out = Vec::new();
+    let mut out = BytesMut::new();
     encode_frame(&header, payload, &mut out);
-    out
+    out.to_vec()
 }
 
 /// A close frame body: code and reason.
