@@ -71,17 +71,82 @@ fn table(
             .iter()
             .map(|v| v.map_or_else(|| "failed".to_owned(), format))
             .collect();
-        let peers = values[1..].iter().flatten().copied();
-        let best = if higher_is_better {
-            peers.reduce(f64::max)
-        } else {
-            peers.reduce(f64::min)
-        };
-        let ratio = match (values[0], best) {
-            (Some(ours), Some(best)) if best > 0.0 => format!("{:.2}×", ours / best),
-            _ => "–".to_owned(),
-        };
+        let ratio = ratio_to_best(values, higher_is_better)
+            .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"));
         let _ = writeln!(out, "| {name} | {} | {ratio} |", cells.join(" | "));
+    }
+    out
+}
+
+/// wsstream's figure (the first) over the best peer's.
+fn ratio_to_best(values: &[Option<f64>], higher_is_better: bool) -> Option<f64> {
+    let peers = values[1..].iter().flatten().copied();
+    let best = if higher_is_better {
+        peers.reduce(f64::max)
+    } else {
+        peers.reduce(f64::min)
+    };
+    match (values[0], best) {
+        (Some(ours), Some(best)) if best > 0.0 => Some(ours / best),
+        _ => None,
+    }
+}
+
+/// Peak RSS wsstream may reach at 1000 connections (the target).
+const RSS_TARGET_MIB: f64 = 8.0;
+
+/// The targets against this run: msgs/s over the best peer's at
+/// or above the workload's target, client CPU below every peer's, and at
+/// 1000 connections a peak RSS of at most 8 MiB.
+fn targets(
+    workloads: &[Workload],
+    rates: &[(String, Vec<Option<f64>>)],
+    cpus: &[(String, Vec<Option<f64>>)],
+    rss: &[(String, Vec<Option<f64>>)],
+) -> String {
+    let mut out = String::from(
+        "| workload | msgs/s ÷ best peer (target) | CPU ÷ lowest peer (target: below 1) | peak RSS (target) | met |\n|---|---|---|---|---|\n",
+    );
+    for (i, workload) in workloads.iter().enumerate() {
+        let rate = ratio_to_best(&rates[i].1, true);
+        let cpu = ratio_to_best(&cpus[i].1, false);
+        let rate_met = rate.is_some_and(|r| r >= workload.rate_target);
+        let cpu_met = cpu.is_some_and(|r| r < 1.0);
+        let (rss_cell, rss_met) = match workload.shape {
+            Shape::Connections { .. } => {
+                let ours = rss[i].1[0];
+                let cell = ours.map_or_else(
+                    || "–".to_owned(),
+                    |mib| format!("{mib:.2} MiB (≤ {RSS_TARGET_MIB} MiB)"),
+                );
+                (cell, ours.is_some_and(|mib| mib <= RSS_TARGET_MIB))
+            }
+            _ => ("–".to_owned(), true),
+        };
+        let show = |r: Option<f64>| r.map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"));
+        let mut missed = Vec::new();
+        if !rate_met {
+            missed.push("msgs/s");
+        }
+        if !cpu_met {
+            missed.push("CPU");
+        }
+        if !rss_met {
+            missed.push("RSS");
+        }
+        let met = if missed.is_empty() {
+            "yes".to_owned()
+        } else {
+            format!("no: {}", missed.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} ({:.2}×) | {} | {rss_cell} | {met} |",
+            workload.name,
+            show(rate),
+            workload.rate_target,
+            show(cpu),
+        );
     }
     out
 }
@@ -110,17 +175,15 @@ fn rows(
 
 fn report(workloads: &[Workload], results: &Results, rounds: usize, cpu: usize) -> String {
     let all = |_: &Workload| true;
+    let rates = rows(workloads, results, all, |s| Some(s.rate()));
+    let cpus = rows(workloads, results, all, |s| Some(s.cpu_us_per_message()));
+    let rss = rows(workloads, results, all, |s| Some(s.rss_kib as f64 / 1024.0));
     let mut out = String::new();
     let _ = writeln!(
         out,
         "### Messages per second (median of {rounds} rounds; higher is better)\n"
     );
-    out += &table(
-        "workload",
-        &rows(workloads, results, all, |s| Some(s.rate())),
-        fmt_rate,
-        true,
-    );
+    out += &table("workload", &rates, fmt_rate, true);
     let latency = rows(
         workloads,
         results,
@@ -136,22 +199,14 @@ fn report(workloads: &[Workload], results: &Results, rounds: usize, cpu: usize) 
         out,
         "\n### Client CPU time per message in µs, user + system (lower is better)\n"
     );
-    out += &table(
-        "workload",
-        &rows(workloads, results, all, |s| Some(s.cpu_us_per_message())),
-        fmt_small,
-        false,
-    );
+    out += &table("workload", &cpus, fmt_small, false);
     let _ = writeln!(
         out,
         "\n### Client peak RSS in MiB, above the process's own at start (lower is better)\n"
     );
-    out += &table(
-        "workload",
-        &rows(workloads, results, all, |s| Some(s.rss_kib as f64 / 1024.0)),
-        fmt_small,
-        false,
-    );
+    out += &table("workload", &rss, fmt_small, false);
+    let _ = writeln!(out, "\n### The issue's targets in this run\n");
+    out += &targets(workloads, &rates, &cpus, &rss);
     out += &machine(cpu);
     out
 }

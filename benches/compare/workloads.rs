@@ -21,30 +21,40 @@ pub(super) struct Workload {
     pub(super) name: &'static str,
     pub(super) size: usize,
     pub(super) shape: Shape,
+    /// The target for wsstream's msgs/s over the best peer's.
+    pub(super) rate_target: f64,
 }
 
 /// The six workloads; counts chosen for 0.5-1 s a measurement here, and a
 /// tenth of that (one round) in quick mode.
 pub(super) fn workloads(quick: bool) -> Vec<Workload> {
     let n = |full: usize| if quick { full / 10 } else { full };
-    let pipelined = |name, size, window, total| Workload {
+    let pipelined = |name, size, window, total, rate_target| Workload {
         name,
         size,
         shape: Shape::Pipelined {
             window,
             total: n(total),
         },
+        rate_target,
     };
     vec![
         Workload {
             name: "round trip, 32 B",
             size: 32,
             shape: Shape::RoundTrip { count: n(40_000) },
+            rate_target: 1.10,
         },
-        pipelined("pipelined 16 B, 1024 in flight", 16, 1024, 2_000_000),
-        pipelined("pipelined 1 KiB, 256 in flight", 1024, 256, 600_000),
-        pipelined("pipelined 64 KiB, 128 in flight", 64 * 1024, 128, 15_000),
-        pipelined("pipelined 1 MiB, 8 in flight", 1 << 20, 8, 800),
+        pipelined("pipelined 16 B, 1024 in flight", 16, 1024, 2_000_000, 1.10),
+        pipelined("pipelined 1 KiB, 256 in flight", 1024, 256, 600_000, 1.10),
+        pipelined(
+            "pipelined 64 KiB, 128 in flight",
+            64 * 1024,
+            128,
+            15_000,
+            1.05,
+        ),
+        pipelined("pipelined 1 MiB, 8 in flight", 1 << 20, 8, 800, 1.0),
         Workload {
             name: "1000 connections × 80 round trips, 32 B",
             size: 32,
@@ -52,6 +62,7 @@ pub(super) fn workloads(quick: bool) -> Vec<Workload> {
                 conns: 1000,
                 trips: if quick { 10 } else { 80 },
             },
+            rate_target: 1.0,
         },
     ]
 }

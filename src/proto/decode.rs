@@ -88,6 +88,7 @@ impl FrameDecoder {
     /// `observer` as they arrive. Returns `Ok(None)` when `buf` holds no
     /// whole frame yet; the bytes seen so far stay in `buf` (the header is
     /// consumed) and are not shown again.
+    #[inline]
     pub fn decode_observed(
         &mut self,
         buf: &mut BytesMut,

@@ -109,6 +109,7 @@ impl Driver {
     /// Replies (pongs, close) are flushed as soon as they are queued, but a
     /// full socket never stops reading: the two directions do not wait on
     /// each other. User messages are left to the writer's batching.
+    #[inline]
     pub(crate) fn poll_progress(&mut self, read: &Fanout, write: &Fanout) -> Poll<Progress> {
         loop {
             // A protocol error (or the peer's close) shows in `is_closed`.
