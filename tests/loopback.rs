@@ -328,6 +328,42 @@ async fn frames_in_the_same_packet_as_the_101_are_not_lost() {
     assert_eq!(peer.read_until_close().await, Some(4321));
 }
 
+/// Regression: `closed` awaited before `opened` used to drive the
+/// connection as if no one would ever read, and threw away the messages
+/// that arrived before the halves were taken.
+#[tokio::test]
+async fn closed_awaited_before_opened_keeps_the_messages_for_the_readable() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let (tcp, _) = within(listener.accept()).await.unwrap();
+    // A ping and a message right behind the 101, in one write: the client
+    // decodes both in one turn and flushes the pong before that turn
+    // returns, so the pong tells the peer the message has been handled.
+    let mut after = frame(OpCode::Ping, true, b"p", None);
+    after.extend(frame(OpCode::Text, true, b"before opened", None));
+    let mut peer = RawPeer::handshake(tcp, &after).await;
+    let pong_seen = async {
+        let frame = peer.read_frame().await.unwrap();
+        assert_eq!(frame.header.opcode, OpCode::Pong);
+    };
+    // `closed` drives the connection until the peer has its pong.
+    tokio::select! {
+        outcome = ws.closed() => panic!("closed resolved: {outcome:?}"),
+        () = within(pong_seen) => {}
+    }
+    let mut opened = within(ws.opened()).await.unwrap();
+    assert_eq!(
+        within(opened.readable.next()).await.unwrap().unwrap(),
+        Message::text("before opened")
+    );
+    ws.close(1000, "").unwrap();
+    assert_eq!(peer.read_until_close().await, Some(1000));
+    peer.send(&frame(OpCode::Close, true, &close_body(1000, ""), None))
+        .await;
+    assert!(within(opened.readable.next()).await.is_none());
+    assert_eq!(within(ws.closed()).await.unwrap().code, 1000);
+}
+
 #[tokio::test]
 async fn opened_hands_out_the_halves_once() {
     let (listener, url) = listen().await;

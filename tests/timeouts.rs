@@ -65,6 +65,29 @@ async fn answered_pings_keep_the_connection_open() {
     drop(ws);
 }
 
+/// Regression: the client kept only the last pong of a read, so a matching
+/// pong followed in the same write by an unsolicited one (RFC 6455 §5.5.3
+/// allows those) was lost and keepalive failed the connection.
+#[tokio::test(start_paused = true)]
+async fn a_matching_pong_counts_whatever_pong_follows_it() {
+    let options = Options::default()
+        .ping_interval(Some(Duration::from_millis(300)))
+        .ping_timeout(Some(Duration::from_secs(1)));
+    let (ws, mut readable, mut peer) = open(options).await;
+    let reader = tokio::spawn(async move { readable.next().await.map(|m| m.unwrap()) });
+    for _ in 0..10 {
+        let ping = peer.read_frame().await.unwrap();
+        assert_eq!(ping.header.opcode, OpCode::Ping);
+        let mut answer = frame(OpCode::Pong, true, &ping.payload, None);
+        answer.extend(frame(OpCode::Pong, true, b"unsolicited", None));
+        peer.send(&answer).await;
+    }
+    peer.send(&frame(OpCode::Text, true, b"still open", None))
+        .await;
+    assert_eq!(reader.await.unwrap().unwrap().as_text(), Some("still open"));
+    drop(ws);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_pong_with_the_wrong_payload_does_not_count() {
     let options = Options::default()

@@ -76,6 +76,8 @@ pub struct Connection {
     urgent_end: u64,
     /// The payload of the latest pong received, until taken.
     pong: Option<Bytes>,
+    /// The payload of the keepalive ping whose pong is awaited.
+    awaited_pong: Option<Bytes>,
     /// permessage-deflate, when negotiated.
     #[cfg(feature = "deflate")]
     deflate: Option<Box<MessageDeflate>>,
@@ -98,6 +100,7 @@ impl Connection {
             failure: None,
             urgent_end: 0,
             pong: None,
+            awaited_pong: None,
             #[cfg(feature = "deflate")]
             deflate: None,
         }
@@ -191,6 +194,11 @@ impl Connection {
                 return Ok(None);
             }
             OpCode::Pong => {
+                // Checked here, pong by pong: one read can hold the
+                // matching pong and unsolicited ones after it.
+                if self.awaited_pong.as_ref() == Some(&payload) {
+                    self.awaited_pong = None;
+                }
                 self.pong = Some(payload);
                 return Ok(None);
             }
@@ -280,8 +288,25 @@ impl Connection {
         self.send_frame(OpCode::Ping, payload)
     }
 
-    /// The payload of the latest pong the peer sent since the last call
-    /// (keepalive matches it against its ping).
+    /// Queues a ping whose pong is awaited: [`awaiting_pong`]
+    /// (Self::awaiting_pong) stays `true` until a pong with the same payload
+    /// arrives, whatever other pongs (unsolicited ones, RFC 6455 §5.5.3)
+    /// come before or after it. A later call replaces the awaited payload.
+    pub fn send_keepalive_ping(&mut self, payload: Bytes) -> Result<(), SendError> {
+        self.send_ping(payload.clone())?;
+        self.awaited_pong = Some(payload);
+        Ok(())
+    }
+
+    /// Whether the pong for the last [`send_keepalive_ping`]
+    /// (Self::send_keepalive_ping) is still awaited.
+    pub fn awaiting_pong(&self) -> bool {
+        self.awaited_pong.is_some()
+    }
+
+    /// The payload of the latest pong the peer sent since the last call.
+    /// Earlier pongs of the same read are not kept: to wait for the answer
+    /// to a ping, use [`send_keepalive_ping`](Self::send_keepalive_ping).
     pub fn take_pong(&mut self) -> Option<Bytes> {
         self.pong.take()
     }

@@ -352,3 +352,23 @@ fn pongs_are_reported_for_keepalive_and_not_answered() {
     assert_eq!(conn.take_pong(), None);
     assert!(sent_frames(&mut conn).is_empty());
 }
+
+#[test]
+fn a_keepalive_pong_counts_whatever_pongs_share_its_read() {
+    let mut conn = Connection::new(Role::Client, Limits::default());
+    conn.send_keepalive_ping(Bytes::from_static(b"k1")).unwrap();
+    assert!(conn.awaiting_pong());
+    // Unsolicited pongs alone do not answer it.
+    feed(
+        &mut conn,
+        &peer_frame(Role::Client, OpCode::Pong, true, b"other"),
+    )
+    .unwrap();
+    assert!(conn.awaiting_pong());
+    // The matching pong, then an unsolicited one, in one read: it counts.
+    let mut wire = peer_frame(Role::Client, OpCode::Pong, true, b"k1");
+    wire.extend(peer_frame(Role::Client, OpCode::Pong, true, b"late"));
+    feed(&mut conn, &wire).unwrap();
+    assert!(!conn.awaiting_pong());
+    assert_eq!(conn.take_pong(), Some(Bytes::from_static(b"late")));
+}

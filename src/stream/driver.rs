@@ -6,27 +6,19 @@
 //! state, so dropping a future between polls loses nothing.
 
 use std::io::{self, IoSlice};
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncWrite, ReadBuf};
-use tokio_util::io::poll_read_buf;
+use tokio::io::AsyncWrite;
 
-use super::fanout::Fanout;
 use super::options::ConnConfig;
+use super::read_buffer::ReadBuffer;
 use super::timers::Timers;
+use super::waker_set::{SocketWakers, WakerSet};
 use crate::proto::{CloseCode, CloseFrame, Connection, Message};
 use crate::transport::BoxedTransport;
 use crate::{CloseInfo, Error, Timeout};
-
-/// Free space for a read while the peer sends little: an idle connection
-/// keeps no more than this.
-const READ_SMALL: usize = 4 * 1024;
-/// Free space for a read once reads fill the buffer: fewer system calls
-/// while data streams in. The buffer is let go when the socket runs dry.
-const READ_LARGE: usize = 128 * 1024;
 
 /// The most slices one `writev` is given. Small frames share one slice, so
 /// this only bounds how many large payloads go out per call.
@@ -41,14 +33,9 @@ const LINGER_BYTES: usize = 1 << 20;
 pub(crate) struct Driver {
     io: BoxedTransport,
     pub(crate) proto: Connection,
-    read_buf: BytesMut,
+    read_buf: ReadBuffer,
     high_water: usize,
     timers: Timers,
-    /// Whether the last read filled all the space it was given, so more is
-    /// probably waiting: the next read gets a larger buffer.
-    streaming: bool,
-    /// Bytes read since the socket last had nothing to read.
-    burst_bytes: usize,
     eof: bool,
     shut_down: bool,
 }
@@ -65,17 +52,15 @@ impl Driver {
     pub(crate) fn new(
         io: BoxedTransport,
         proto: Connection,
-        read_buf: BytesMut,
+        leftover: BytesMut,
         config: ConnConfig,
     ) -> Self {
         Self {
             io,
             proto,
-            read_buf,
+            read_buf: ReadBuffer::new(leftover),
             high_water: config.write_high_water,
             timers: Timers::new(config.timeouts),
-            streaming: false,
-            burst_bytes: 0,
             eof: false,
             shut_down: false,
         }
@@ -88,7 +73,7 @@ impl Driver {
 
     /// Writes queued frames, many per system call, until the queue is empty
     /// and the transport flushed. `Pending` registers `write` for the socket.
-    pub(crate) fn poll_write_queued(&mut self, write: &Fanout) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_write_queued(&mut self, write: &WakerSet) -> Poll<io::Result<()>> {
         let mut cx = write.context();
         loop {
             // Asking for the queue each turn lets a pong held back by the
@@ -110,13 +95,11 @@ impl Driver {
     /// full socket never stops reading: the two directions do not wait on
     /// each other. User messages are left to the writer's batching.
     #[inline]
-    pub(crate) fn poll_progress(&mut self, read: &Fanout, write: &Fanout) -> Poll<Progress> {
+    pub(crate) fn poll_progress(&mut self, wakers: &SocketWakers) -> Poll<Progress> {
+        let (read, write) = (wakers.read(), wakers.write());
         loop {
             // A protocol error (or the peer's close) shows in `is_closed`.
-            let received = self.proto.receive(&mut self.read_buf);
-            if let Some(pong) = self.proto.take_pong() {
-                self.timers.on_pong(&pong);
-            }
+            let received = self.proto.receive(self.read_buf.bytes());
             let closed = self.proto.is_closed();
             let mut flushed = true;
             if closed || self.proto.has_urgent() {
@@ -139,7 +122,7 @@ impl Driver {
                 return self.poll_deadlines(read, write).map(Progress::Ended);
             }
             if let Ok(Some(message)) = received {
-                self.release_quiet_read_buf();
+                self.read_buf.release_if_quiet();
                 return Poll::Ready(Progress::Message(message));
             }
             if self.eof {
@@ -150,73 +133,25 @@ impl Driver {
             if let Poll::Ready(outcome) = self.poll_deadlines(read, write) {
                 return Poll::Ready(Progress::Ended(outcome));
             }
-            let result = self.poll_read_once(&mut read.context());
-            if result.is_pending() {
-                self.release_quiet_read_buf();
-                self.burst_bytes = 0;
-            }
-            match ready!(result) {
-                Ok((0, _)) => self.eof = true,
-                Ok((n, space)) => {
-                    self.streaming = n >= space;
-                    self.burst_bytes = self.burst_bytes.saturating_add(n);
-                    self.timers.on_bytes_received();
-                }
+            match ready!(self
+                .read_buf
+                .poll_read(self.io.as_mut(), &mut read.context()))
+            {
+                Ok(0) => self.eof = true,
+                Ok(_) => self.timers.on_bytes_received(),
                 Err(err) => return Poll::Ready(Progress::Ended(Err(Error::io(err)))),
             }
         }
     }
 
-    /// One read; returns the bytes read and the space they were given.
-    /// With no buffer (between messages) the read lands on the stack and
-    /// only what arrived is copied into a buffer of its size: a read that
-    /// finds nothing allocates nothing, and a small message holds only its
-    /// own bytes, not a 4 KiB buffer.
-    fn poll_read_once(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(usize, usize)>> {
-        if self.read_buf.capacity() == 0 {
-            let mut stack = [MaybeUninit::<u8>::uninit(); READ_SMALL];
-            let mut buf = ReadBuf::uninit(&mut stack);
-            ready!(self.io.as_mut().poll_read(cx, &mut buf))?;
-            self.read_buf = BytesMut::from(buf.filled());
-            return Poll::Ready(Ok((buf.filled().len(), READ_SMALL)));
-        }
-        let space = self.make_read_space();
-        let n = ready!(poll_read_buf(self.io.as_mut(), cx, &mut self.read_buf))?;
-        Poll::Ready(Ok((n, space)))
-    }
-
-    /// Called when a message leaves or the socket has nothing more for now.
-    /// A connection that read little since it last waited, and holds no
-    /// half-read frame, lets go of its read buffer: connections between
-    /// messages hold none, whether or not anyone polls them. One that is
-    /// streaming keeps its large buffer for the next burst rather than free
-    /// and fault in 128 KiB per wake-up; it lets go after its next quiet
-    /// turn (at the latest, the keepalive pong).
-    fn release_quiet_read_buf(&mut self) {
-        if self.read_buf.is_empty() && self.burst_bytes <= READ_SMALL {
-            self.read_buf = BytesMut::new();
-            self.streaming = false;
-        }
-    }
-
-    /// Sizes the read buffer's free space for the next read and returns it:
-    /// small while the peer sends little, large while reads fill it.
-    fn make_read_space(&mut self) -> usize {
-        let want = if self.streaming {
-            READ_LARGE
-        } else {
-            READ_SMALL
-        };
-        if self.read_buf.capacity() - self.read_buf.len() < want {
-            self.read_buf.reserve(want);
-        }
-        self.read_buf.capacity() - self.read_buf.len()
-    }
-
     /// Sends a keepalive ping when one is due, and ends the connection with
     /// a timeout error when a deadline has passed. `Pending` means the
     /// timer will wake the tasks registered with `read` at the next one.
-    fn poll_deadlines(&mut self, read: &Fanout, write: &Fanout) -> Poll<Result<CloseInfo, Error>> {
+    fn poll_deadlines(
+        &mut self,
+        read: &WakerSet,
+        write: &WakerSet,
+    ) -> Poll<Result<CloseInfo, Error>> {
         let timeout = match self.timers.poll(&mut read.context(), &mut self.proto) {
             Poll::Ready(timeout) => timeout,
             Poll::Pending => {
@@ -245,7 +180,7 @@ impl Driver {
 
     /// After the close handshake (or a protocol failure) with our close
     /// frame written: shuts down the write side and reports the outcome.
-    fn poll_finish(&mut self, write: &Fanout) -> Poll<Result<CloseInfo, Error>> {
+    fn poll_finish(&mut self, write: &WakerSet) -> Poll<Result<CloseInfo, Error>> {
         if !self.shut_down {
             // A failed shutdown changes nothing: the close frames are out.
             let _ = ready!(self.io.as_mut().poll_shutdown(&mut write.context()));

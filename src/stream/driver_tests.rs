@@ -9,7 +9,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, DuplexStream, ReadBuf};
 
 use super::*;
 use crate::proto::{encode_frame, FrameDecoder, FrameHeader, OpCode, Role};
-use crate::stream::fanout::FanoutOwner;
+use crate::stream::read_buffer::READ_LARGE;
+use crate::stream::waker_set::tests::{owner, Owner};
 
 /// An in-memory socket that writes vectors and records how many slices
 /// each write call was given.
@@ -61,27 +62,11 @@ impl AsyncWrite for Recorder {
     }
 }
 
-/// The read and write fan-outs, as the connection's shared state holds them.
-struct Fanouts {
-    read: Fanout,
-    write: Fanout,
-}
-
-impl FanoutOwner for Fanouts {
-    fn fanout(&self, which: usize) -> &Fanout {
-        if which == 0 {
-            &self.read
-        } else {
-            &self.write
-        }
-    }
-}
-
 struct Harness {
     driver: Driver,
     peer: DuplexStream,
     writes: Arc<Mutex<Vec<usize>>>,
-    fanouts: Arc<Fanouts>,
+    wakers: Arc<Owner>,
 }
 
 /// A server-side driver over an in-memory socket with room for 1 MiB.
@@ -97,19 +82,15 @@ fn harness() -> Harness {
         driver: Driver::new(io, proto, BytesMut::new(), ConnConfig::default()),
         peer,
         writes,
-        fanouts: Arc::new_cyclic(|me| Fanouts {
-            read: Fanout::new(me.clone(), 0),
-            write: Fanout::new(me.clone(), 1),
-        }),
+        wakers: owner(),
     }
 }
 
 impl Harness {
-    /// The driver wakes through its own fan-out wakers, so the test task
+    /// The driver wakes through its own socket wakers, so the test task
     /// needs no waker of its own.
     fn poll(&mut self) -> Poll<Progress> {
-        self.driver
-            .poll_progress(&self.fanouts.read, &self.fanouts.write)
+        self.driver.poll_progress(&self.wakers.0)
     }
 
     fn message(&mut self) -> Bytes {
@@ -159,7 +140,7 @@ async fn a_half_read_frame_keeps_its_buffer() {
     h.peer.write_all(&frame[..7]).await.unwrap();
     assert!(h.poll().is_pending());
     assert!(
-        !h.driver.read_buf.is_empty(),
+        !h.driver.read_buf.bytes().is_empty(),
         "the payload byte waits for the rest"
     );
     h.peer.write_all(&frame[7..]).await.unwrap();
@@ -205,7 +186,7 @@ async fn frames_queued_together_leave_in_few_writes_and_in_order() {
         expected.push(payload);
     }
     let queued = h.driver.proto.buffered();
-    assert!(h.driver.poll_write_queued(&h.fanouts.write).is_ready());
+    assert!(h.driver.poll_write_queued(h.wakers.0.write()).is_ready());
     assert_eq!(h.driver.proto.buffered(), 0);
     // 30 large payloads, each its own slice between runs of small frames:
     // about 61 slices, so one vectored write takes them all.

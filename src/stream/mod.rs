@@ -1,11 +1,12 @@
 //! The tokio layer: `WebSocketStream`, its halves, and what drives them.
 
 mod driver;
-mod fanout;
 mod halves;
 mod options;
+mod read_buffer;
 mod shared;
 mod timers;
+mod waker_set;
 mod websocket;
 
 pub use halves::{Readable, Writable};

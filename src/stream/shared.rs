@@ -1,14 +1,26 @@
 //! The state the `WebSocketStream` handle, the readable, the writable and
 //! every `closed` future share, and the polling that moves it forward.
 //!
-//! There is no background task: whoever polls drives the connection. The
-//! readable reads; the writable writes; both flush queued replies. `closed`
-//! reads too, so the close handshake completes while the readable sits
-//! unpolled: it holds back at most one message for the readable and stops
-//! there, which keeps backpressure intact. When no one reads (the readable
-//! was never taken, was dropped, or has ended), the writable and `closed`
-//! read in its place and discard data messages, so pings are still answered
-//! and the close handshake still completes.
+//! There is no background task: whoever polls drives the connection, under
+//! one lock that is never held across an `.await`. Two things make up the
+//! state: the [`Phase`] of the connection (connecting, open with its
+//! driver, or ended with its outcome) and the [`Reader`], who takes the
+//! messages it reads. What each operation does, by reader:
+//!
+//! | operation  | `Opening` | `Untaken`                   | `Reading`                          | `Gone`                      |
+//! |------------|-----------|-----------------------------|------------------------------------|-----------------------------|
+//! | `opened`   | waits     | hands out the halves: `Reading` | fails: `AlreadyOpened`         | fails: `AlreadyOpened`      |
+//! | `closed`   | waits     | reads; holds one message, then stops | reads; holds one message for the readable, wakes it, then stops | reads, discards data messages |
+//! | readable   | —         | —                           | takes the held message, else reads | (has ended)                 |
+//! | writable   | —         | —                           | writes                             | reads (discarding), writes  |
+//!
+//! A held message stops reading until the readable takes it, so a reader
+//! that is slow, or not yet there, slows the peer through TCP instead of
+//! filling memory; nothing the peer sent is dropped before the application
+//! could take the readable. Reading also flushes queued replies (pongs,
+//! close), so pings are answered and the close handshake completes whoever
+//! polls. Every change of phase wakes every task that waits: the readable,
+//! the writable, `opened` and `closed`.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -16,15 +28,14 @@ use std::task::{Context, Poll, Waker};
 use tokio_util::sync::CancellationToken;
 
 use super::driver::{Driver, Progress};
-use super::fanout::{Fanout, FanoutOwner};
+use super::waker_set::{Interest, SocketWakers, SocketWakersOwner};
 use crate::handshake::Negotiated;
 use crate::proto::{CloseFrame, Message, SendError};
 use crate::{CloseInfo, Error};
 
 pub(crate) struct Shared {
     state: Mutex<State>,
-    read: Fanout,
-    write: Fanout,
+    wakers: SocketWakers,
     /// Fires to abort the opening handshake.
     pub(crate) abort: CancellationToken,
 }
@@ -33,22 +44,68 @@ pub(crate) struct Shared {
 // `Arc`, and a box would be one more pointer to chase on every poll.
 #[allow(clippy::large_enum_variant)]
 enum Phase {
+    /// The opening handshake runs.
     Connecting,
+    /// Open: the socket and the protocol state.
     Open(Driver),
-    Ended,
+    /// Over, and how: the peer's close, or the error that ended it (for a
+    /// failed opening, what `opened` fails with too).
+    Ended(Result<CloseInfo, Error>),
+}
+
+/// Who takes the messages the connection reads.
+enum Reader {
+    /// Not open yet, or the opening failed: no halves to hand out.
+    Opening,
+    /// Open, and `opened` has not handed out the halves yet: what was
+    /// negotiated, and a message held for the readable to come.
+    Untaken {
+        negotiated: Negotiated,
+        held: Option<Message>,
+    },
+    /// The readable is out: its task's waker, and a message `closed` read
+    /// and held for it.
+    Reading {
+        waker: Option<Waker>,
+        held: Option<Message>,
+    },
+    /// No one will read (the readable was dropped, or has ended): data
+    /// messages are discarded as they are read.
+    Gone,
+}
+
+impl Reader {
+    /// Whether a message read now would be kept: `Some(true)` with room to
+    /// hold it, `Some(false)` when one is held already (stop reading),
+    /// `None` when no one will read it.
+    fn room(&self) -> Option<bool> {
+        match self {
+            Self::Untaken { held, .. } | Self::Reading { held, .. } => Some(held.is_none()),
+            Self::Opening | Self::Gone => None,
+        }
+    }
+
+    /// Holds `message` for the readable, waking it if it waits.
+    fn hold(&mut self, message: Message) {
+        match self {
+            Self::Untaken { held, .. } => *held = Some(message),
+            Self::Reading { held, waker } => {
+                *held = Some(message);
+                // The bytes are no longer in the socket to wake it.
+                if let Some(waker) = waker {
+                    waker.wake_by_ref();
+                }
+            }
+            Self::Opening | Self::Gone => {}
+        }
+    }
 }
 
 struct State {
     phase: Phase,
-    opened: Option<Result<Negotiated, Error>>,
-    halves_taken: bool,
-    reader_active: bool,
-    /// A message `closed` read while driving, held for the readable.
-    held: Option<Message>,
-    outcome: Option<Result<CloseInfo, Error>>,
+    reader: Reader,
     opened_wakers: Vec<Waker>,
     closed_wakers: Vec<Waker>,
-    reader: Option<Waker>,
     writer: Option<Waker>,
 }
 
@@ -69,18 +126,12 @@ impl Shared {
         Arc::new_cyclic(|me| Self {
             state: Mutex::new(State {
                 phase: Phase::Connecting,
-                opened: None,
-                halves_taken: false,
-                reader_active: false,
-                held: None,
-                outcome: None,
+                reader: Reader::Opening,
                 opened_wakers: Vec::new(),
                 closed_wakers: Vec::new(),
-                reader: None,
                 writer: None,
             }),
-            read: Fanout::new(me.clone(), READ),
-            write: Fanout::new(me.clone(), WRITE),
+            wakers: SocketWakers::new(me),
             abort,
         })
     }
@@ -90,66 +141,65 @@ impl Shared {
     }
 
     /// Records the end of the opening handshake. Ignored if the connection
-    /// was already aborted.
+    /// was aborted already.
     pub(crate) fn finish_opening(&self, result: Result<(Driver, Negotiated), Error>) {
         let mut st = self.lock();
-        if st.opened.is_some() {
+        if !matches!(st.phase, Phase::Connecting) {
             return;
         }
         match result {
             Ok((driver, negotiated)) => {
                 st.phase = Phase::Open(driver);
-                st.opened = Some(Ok(negotiated));
-                // A `closed` polled before open has had nothing to drive; now
-                // it may (found by the `stream` fuzz target).
-                st.closed_wakers.drain(..).for_each(Waker::wake);
+                st.reader = Reader::Untaken {
+                    negotiated,
+                    held: None,
+                };
             }
-            Err(err) => {
-                st.phase = Phase::Ended;
-                st.opened = Some(Err(err.clone()));
-                st.outcome = Some(Err(err));
-                st.closed_wakers.drain(..).for_each(Waker::wake);
-            }
+            Err(err) => st.phase = Phase::Ended(Err(err)),
         }
+        // A `closed` polled before open has had nothing to drive; now it
+        // may (found by the `stream` fuzz target).
+        st.closed_wakers.drain(..).for_each(Waker::wake);
         st.opened_wakers.drain(..).for_each(Waker::wake);
     }
 
     pub(crate) fn poll_opened(&self, cx: &mut Context<'_>) -> Poll<Result<Negotiated, Error>> {
         let mut st = self.lock();
-        match &st.opened {
-            None => {
+        match std::mem::replace(&mut st.reader, Reader::Gone) {
+            Reader::Opening => {
+                st.reader = Reader::Opening;
+                if let Phase::Ended(_) = st.phase {
+                    return Poll::Ready(Err(st.ended_error()));
+                }
                 remember_in(&mut st.opened_wakers, cx.waker());
                 Poll::Pending
             }
-            Some(Err(err)) => Poll::Ready(Err(err.clone())),
-            Some(Ok(_)) if st.halves_taken => Poll::Ready(Err(Error::AlreadyOpened)),
-            Some(Ok(negotiated)) => {
-                let negotiated = negotiated.clone();
-                st.halves_taken = true;
-                st.reader_active = true;
+            Reader::Untaken { negotiated, held } => {
+                st.reader = Reader::Reading { waker: None, held };
                 Poll::Ready(Ok(negotiated))
+            }
+            taken => {
+                st.reader = taken;
+                Poll::Ready(Err(Error::AlreadyOpened))
             }
         }
     }
 
     pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<Result<CloseInfo, Error>> {
         let mut st = self.lock();
-        if st.outcome.is_none() {
-            if !st.reader_active {
-                self.drive_discarding(&mut st, cx.waker());
-            } else if st.held.is_none() {
+        match st.reader.room() {
+            None => self.drive_discarding(&mut st, cx.waker()),
+            Some(true) => {
                 if let Poll::Ready(Some(message)) = self.progress(&mut st, cx.waker()) {
-                    st.held = Some(message);
-                    // The bytes are no longer in the socket to wake it.
-                    if let Some(reader) = &st.reader {
-                        reader.wake_by_ref();
-                    }
+                    st.reader.hold(message);
                 }
             }
+            // Held for the readable: taking it wakes us.
+            Some(false) => {}
         }
-        match &st.outcome {
-            Some(outcome) => Poll::Ready(outcome.clone()),
-            None => {
+        match &st.phase {
+            Phase::Ended(outcome) => Poll::Ready(outcome.clone()),
+            _ => {
                 remember_in(&mut st.closed_wakers, cx.waker());
                 Poll::Pending
             }
@@ -161,50 +211,54 @@ impl Shared {
         let mut st = self.lock();
         match &mut st.phase {
             Phase::Connecting => {
+                // Decided under the lock, so an open that lands after this
+                // is ignored and never overtakes the abort.
+                st.phase = Phase::Ended(Err(Error::Aborted));
+                st.wake_all();
                 drop(st);
+                // Cancelling wakes the connect task: not under the lock.
                 self.abort.cancel();
-                self.finish_opening(Err(Error::Aborted));
             }
             Phase::Open(driver) => {
                 if driver.proto.close(frame.as_ref()) {
                     // Best effort now; whoever polls next finishes the write.
-                    let _ = driver.poll_write_queued(&self.write);
+                    let _ = driver.poll_write_queued(self.wakers.write());
                     st.wake_all();
                 }
             }
-            Phase::Ended => {}
+            Phase::Ended(_) => {}
         }
     }
 
     // ---- the readable ----
 
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        let mut st = self.lock();
-        remember(&mut st.reader, cx.waker());
-        if let Some(message) = st.held.take() {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let Reader::Reading { waker, held } = &mut st.reader else {
+            return Poll::Ready(None);
+        };
+        remember(waker, cx.waker());
+        if let Some(message) = held.take() {
             // `closed` stopped reading to hold this message; it may go on.
             st.closed_wakers.drain(..).for_each(Waker::wake);
             return Poll::Ready(Some(Ok(message)));
         }
-        if st.outcome.is_none() {
-            match self.progress(&mut st, cx.waker()) {
-                Poll::Ready(Some(message)) => return Poll::Ready(Some(Ok(message))),
-                Poll::Ready(None) => {}
-                Poll::Pending => return Poll::Pending,
-            }
+        match self.progress(st, cx.waker()) {
+            Poll::Ready(Some(message)) => return Poll::Ready(Some(Ok(message))),
+            Poll::Ready(None) => {}
+            Poll::Pending => return Poll::Pending,
         }
-        st.reader_active = false;
-        match &st.outcome {
-            Some(Err(err)) => Poll::Ready(Some(Err(err.clone()))),
+        st.reader = Reader::Gone;
+        match &st.phase {
+            Phase::Ended(Err(err)) => Poll::Ready(Some(Err(err.clone()))),
             _ => Poll::Ready(None),
         }
     }
 
     pub(crate) fn reader_dropped(&self) {
         let mut st = self.lock();
-        st.reader_active = false;
-        st.reader = None;
-        st.held = None;
+        st.reader = Reader::Gone;
         // Whoever waits in `closed` or the writable now reads instead.
         st.wake_all();
     }
@@ -213,7 +267,7 @@ impl Shared {
 
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut st = self.lock();
-        if !st.reader_active {
+        if let Reader::Gone = st.reader {
             self.drive_discarding(&mut st, cx.waker());
         }
         let Phase::Open(driver) = &mut st.phase else {
@@ -225,17 +279,24 @@ impl Shared {
         if driver.has_room() {
             return Poll::Ready(Ok(()));
         }
-        let seen = self.write.events();
-        if let Poll::Ready(Err(err)) = driver.poll_write_queued(&self.write) {
-            st.end(Err(Error::io(err)));
-            return Poll::Ready(Err(st.ended_error()));
+        let ready = self.wakers.poll(cx.waker(), Interest::Write, |wakers| {
+            match driver.poll_write_queued(wakers.write()) {
+                Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+                _ if driver.has_room() => Poll::Ready(Ok(())),
+                _ => Poll::Pending,
+            }
+        });
+        match ready {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(err)) => {
+                st.end(Err(Error::io(err)));
+                Poll::Ready(Err(st.ended_error()))
+            }
+            Poll::Pending => {
+                remember(&mut st.writer, cx.waker());
+                Poll::Pending
+            }
         }
-        if driver.has_room() {
-            return Poll::Ready(Ok(()));
-        }
-        self.write.register_since(cx.waker(), seen);
-        remember(&mut st.writer, cx.waker());
-        Poll::Pending
     }
 
     pub(crate) fn start_send(&self, message: Message) -> Result<(), Error> {
@@ -251,17 +312,19 @@ impl Shared {
 
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut st = self.lock();
-        if !st.reader_active {
+        if let Reader::Gone = st.reader {
             self.drive_discarding(&mut st, cx.waker());
         }
         let Phase::Open(driver) = &mut st.phase else {
-            return Poll::Ready(match &st.outcome {
-                Some(Ok(_)) => Ok(()),
+            return Poll::Ready(match &st.phase {
+                Phase::Ended(Ok(_)) => Ok(()),
                 _ => Err(st.ended_error()),
             });
         };
-        let seen = self.write.events();
-        match driver.poll_write_queued(&self.write) {
+        let flushed = self.wakers.poll(cx.waker(), Interest::Write, |wakers| {
+            driver.poll_write_queued(wakers.write())
+        });
+        match flushed {
             Poll::Ready(Ok(())) => {
                 st.wake_writer_if_room();
                 Poll::Ready(Ok(()))
@@ -270,10 +333,7 @@ impl Shared {
                 st.end(Err(Error::io(err)));
                 Poll::Ready(Err(st.ended_error()))
             }
-            Poll::Pending => {
-                self.write.register_since(cx.waker(), seen);
-                Poll::Pending
-            }
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -292,17 +352,15 @@ impl Shared {
 
     // ---- driving ----
 
-    /// One step of the connection for `waker`'s task.
+    /// One step of the connection for `waker`'s task: a message, the end
+    /// (`None`, with the outcome recorded), or `Pending`.
     fn progress(&self, st: &mut State, waker: &Waker) -> Poll<Option<Message>> {
         let Phase::Open(driver) = &mut st.phase else {
             return Poll::Ready(None);
         };
-        let seen = (self.read.events(), self.write.events());
-        let progress = driver.poll_progress(&self.read, &self.write);
-        if progress.is_pending() {
-            self.read.register_since(waker, seen.0);
-            self.write.register_since(waker, seen.1);
-        }
+        let progress = self.wakers.poll(waker, Interest::ReadWrite, |wakers| {
+            driver.poll_progress(wakers)
+        });
         st.wake_writer_if_room();
         match progress {
             Poll::Pending => Poll::Pending,
@@ -321,17 +379,9 @@ impl Shared {
     }
 }
 
-/// Which of the two fan-outs a socket waker wakes.
-const READ: usize = 0;
-const WRITE: usize = 1;
-
-impl FanoutOwner for Shared {
-    fn fanout(&self, which: usize) -> &Fanout {
-        if which == READ {
-            &self.read
-        } else {
-            &self.write
-        }
+impl SocketWakersOwner for Shared {
+    fn socket_wakers(&self) -> &SocketWakers {
+        &self.wakers
     }
 }
 
@@ -345,13 +395,14 @@ impl Drop for Shared {
 
 impl State {
     /// Records how the connection ended and lets everyone know. After a
-    /// protocol failure, the socket is drained in the background until the
-    /// peer closes, so our close frame is not destroyed by a reset.
+    /// protocol failure, the socket is drained on a task of its own until
+    /// the peer closes (bounded: see `Driver::linger`), so our close frame
+    /// is not destroyed by a reset.
     fn end(&mut self, result: Result<CloseInfo, Error>) {
-        if self.outcome.is_none() {
-            self.outcome = Some(result);
+        if let Phase::Ended(_) = self.phase {
+            return;
         }
-        if let Phase::Open(driver) = std::mem::replace(&mut self.phase, Phase::Ended) {
+        if let Phase::Open(driver) = std::mem::replace(&mut self.phase, Phase::Ended(result)) {
             let failed = driver.proto.failure().is_some();
             if failed && !driver.at_eof() {
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -364,8 +415,8 @@ impl State {
 
     /// The error for an operation on a connection that has ended.
     fn ended_error(&self) -> Error {
-        match &self.outcome {
-            Some(Err(err)) => err.clone(),
+        match &self.phase {
+            Phase::Ended(Err(err)) => err.clone(),
             _ => Error::Closed,
         }
     }
@@ -381,12 +432,85 @@ impl State {
     }
 
     fn wake_all(&mut self) {
-        if let Some(reader) = &self.reader {
+        if let Reader::Reading {
+            waker: Some(reader),
+            ..
+        } = &self.reader
+        {
             reader.wake_by_ref();
         }
         if let Some(writer) = self.writer.take() {
             writer.wake();
         }
+        self.opened_wakers.drain(..).for_each(Waker::wake);
         self.closed_wakers.drain(..).for_each(Waker::wake);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::sync::Mutex;
+    use std::task::Wake;
+
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::proto::{Connection, Limits, Role};
+    use crate::stream::options::ConnConfig;
+
+    /// What the connect task would do when woken by the abort token: finish
+    /// opening with a driver, right then, on the waking thread.
+    struct OpenOnWake(Mutex<Option<(Arc<Shared>, Driver)>>);
+
+    impl Wake for OpenOnWake {
+        fn wake(self: Arc<Self>) {
+            let taken = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some((shared, driver)) = taken {
+                let negotiated = Negotiated {
+                    protocol: None,
+                    extensions: String::new(),
+                    deflate: None,
+                };
+                shared.finish_opening(Ok((driver, negotiated)));
+            }
+        }
+    }
+
+    /// Regression: `close` before open released the lock before recording
+    /// the abort, so an open that landed in between won and `close` had
+    /// returned `Ok` for nothing. The open here lands exactly there: inside
+    /// the abort token's wake-up, which `close` triggers.
+    #[tokio::test]
+    async fn close_before_open_wins_over_an_open_that_lands_during_it() {
+        let shared = Shared::new(CancellationToken::new());
+        let (ours, _peer) = tokio::io::duplex(64);
+        let driver = Driver::new(
+            Box::pin(ours),
+            Connection::new(Role::Client, Limits::default()),
+            BytesMut::new(),
+            ConnConfig::default(),
+        );
+        let hook = Arc::new(OpenOnWake(Mutex::new(Some((shared.clone(), driver)))));
+        let cancelled = shared.abort.clone().cancelled_owned();
+        let mut cancelled = std::pin::pin!(cancelled);
+        let waker = Waker::from(hook.clone());
+        assert!(cancelled
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+
+        shared.close(None);
+
+        assert!(hook.0.lock().unwrap().is_none(), "the open was attempted");
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(
+            shared.poll_opened(&mut cx),
+            Poll::Ready(Err(Error::Aborted))
+        ));
+        assert!(matches!(
+            shared.poll_closed(&mut cx),
+            Poll::Ready(Err(Error::Aborted))
+        ));
     }
 }

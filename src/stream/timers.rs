@@ -44,8 +44,8 @@ pub(crate) struct Timers {
     /// wake the connection then.
     armed: Option<Instant>,
     next_ping: Option<Instant>,
-    /// While a keepalive ping waits for its pong: the deadline and payload.
-    awaiting: Option<(Instant, Bytes)>,
+    /// While a keepalive ping waits for its pong: the pong's deadline.
+    awaiting: Option<Instant>,
     pings_sent: u64,
     idle_deadline: Option<Instant>,
     close_deadline: Option<Instant>,
@@ -73,23 +73,16 @@ impl Timers {
         }
     }
 
-    /// A pong arrived; it answers our keepalive ping if the payload matches.
-    pub(crate) fn on_pong(&mut self, payload: &Bytes) {
-        if self
-            .awaiting
-            .as_ref()
-            .is_some_and(|(_, ping)| ping == payload)
-        {
-            self.awaiting = None;
-        }
-    }
-
     /// Checks the deadlines against the clock: sends a keepalive ping when
     /// one is due, and reports the first timeout that expired. `Pending`
     /// means the timer will wake `cx` at the next deadline. `cx` must carry
     /// the same waker at every call (the driver passes its read fan-out's):
     /// a deadline already armed is not polled again.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>, proto: &mut Connection) -> Poll<Timeout> {
+        if !proto.awaiting_pong() {
+            // The connection saw the matching pong.
+            self.awaiting = None;
+        }
         loop {
             let now = Instant::now();
             if proto.close_sent() && self.close_deadline.is_none() {
@@ -102,7 +95,7 @@ impl Timers {
             if self.close_deadline.is_some_and(|at| at <= now) {
                 return Poll::Ready(Timeout::Close);
             }
-            if self.awaiting.as_ref().is_some_and(|(at, _)| *at <= now) {
+            if self.awaiting.is_some_and(|at| at <= now) {
                 return Poll::Ready(Timeout::Keepalive);
             }
             if self.idle_deadline.is_some_and(|at| at <= now) {
@@ -142,17 +135,20 @@ impl Timers {
         }
         self.pings_sent += 1;
         let payload = Bytes::copy_from_slice(&self.pings_sent.to_be_bytes());
-        if proto.send_ping(payload.clone()).is_ok() {
-            if let Some(timeout) = self.config.ping_timeout {
-                self.awaiting = Some((now + timeout, payload));
+        if let Some(timeout) = self.config.ping_timeout {
+            if proto.send_keepalive_ping(payload).is_ok() {
+                self.awaiting = Some(now + timeout);
             }
+        } else {
+            // No deadline: the ping only keeps middleboxes from timing out.
+            let _ = proto.send_ping(payload);
         }
     }
 
     fn earliest(&self) -> Option<Instant> {
         [
             self.next_ping,
-            self.awaiting.as_ref().map(|(at, _)| *at),
+            self.awaiting,
             self.idle_deadline,
             self.close_deadline,
         ]

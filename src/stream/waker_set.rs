@@ -1,42 +1,116 @@
-//! One waker that wakes many.
+//! The wakers of the tasks that wait on one connection's socket.
 //!
 //! A tokio socket keeps one waker per direction. When the reader task
 //! (flushing a pong) and the writer task both wait for the socket to become
 //! writable, the second registration would silently replace the first and
 //! one task would sleep forever. So the socket is always polled with a
-//! fan-out waker, and every task that waits registers with the fan-out.
+//! waker of a [`WakerSet`], which wakes every task registered with it, and
+//! [`SocketWakers::poll`] is the one way a task polls the socket and waits.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
+
+/// A direction of the socket: which readiness a task waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+/// The directions a poll may wait on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interest {
+    /// Only the socket's write readiness (flushing, waiting for room).
+    Write,
+    /// Both: reading, and flushing replies while reading.
+    ReadWrite,
+}
+
+/// The two waker sets of one socket, held inline by their owner (the
+/// connection's shared state), so they cost no allocation of their own and
+/// no pointer to follow: the socket's wakers reach them through the owner.
+#[derive(Debug)]
+pub(crate) struct SocketWakers {
+    read: WakerSet,
+    write: WakerSet,
+}
+
+/// Something that holds [`SocketWakers`] inline.
+pub(crate) trait SocketWakersOwner: Send + Sync + 'static {
+    fn socket_wakers(&self) -> &SocketWakers;
+}
+
+impl SocketWakers {
+    /// The socket wakers its owner returns; `owner` is the owner being
+    /// built (from `Arc::new_cyclic`).
+    pub(crate) fn new<O: SocketWakersOwner>(owner: &Weak<O>) -> Self {
+        Self {
+            read: WakerSet::new(owner.clone(), Direction::Read),
+            write: WakerSet::new(owner.clone(), Direction::Write),
+        }
+    }
+
+    /// The set for read readiness.
+    pub(crate) fn read(&self) -> &WakerSet {
+        &self.read
+    }
+
+    /// The set for write readiness.
+    pub(crate) fn write(&self) -> &WakerSet {
+        &self.write
+    }
+
+    fn get(&self, direction: Direction) -> &WakerSet {
+        match direction {
+            Direction::Read => &self.read,
+            Direction::Write => &self.write,
+        }
+    }
+
+    /// Runs `poll`, which polls the socket with these sets' wakers, for the
+    /// task of `waker`. When it returns `Pending`, the task is registered
+    /// in the sets of `interest`, and woken at once if an event came while
+    /// `poll` ran: that event may have found the sets without it.
+    /// Registering only on `Pending` spares a lock per message while data
+    /// flows.
+    #[inline]
+    pub(crate) fn poll<T>(
+        &self,
+        waker: &Waker,
+        interest: Interest,
+        poll: impl FnOnce(&Self) -> Poll<T>,
+    ) -> Poll<T> {
+        let read_seen = (interest == Interest::ReadWrite).then(|| self.read.events());
+        let write_seen = self.write.events();
+        let result = poll(self);
+        if result.is_pending() {
+            if let Some(seen) = read_seen {
+                self.read.register_since(waker, seen);
+            }
+            self.write.register_since(waker, write_seen);
+        }
+        result
+    }
+}
 
 /// The wakers of every task waiting for one readiness event.
 #[derive(Debug)]
-pub(crate) struct Fanout {
+pub(crate) struct WakerSet {
     waiting: Mutex<Waiting>,
     /// Events so far, counted before the list is taken, so a task can
     /// register after a poll and still learn of an event during it.
     events: AtomicUsize,
-    /// A waker for this fan-out, made once.
+    /// The waker that wakes this set, made once.
     waker: Waker,
 }
 
-/// Something that holds fan-outs inline (the connection's shared state),
-/// so that a fan-out costs no allocation of its own and no pointer to
-/// follow: the socket's waker reaches it through its owner.
-pub(crate) trait FanoutOwner: Send + Sync + 'static {
-    /// The fan-out `which` names.
-    fn fanout(&self, which: usize) -> &Fanout;
-}
-
-impl Fanout {
-    /// The fan-out its owner returns for `which`; `owner` is the owner
-    /// being built (from `Arc::new_cyclic`).
-    pub(crate) fn new<O: FanoutOwner>(owner: Weak<O>, which: usize) -> Self {
+impl WakerSet {
+    fn new<O: SocketWakersOwner>(owner: Weak<O>, direction: Direction) -> Self {
         Self {
             waiting: Mutex::new(Waiting::default()),
             events: AtomicUsize::new(0),
-            waker: Waker::from(Arc::new(Relay { owner, which })),
+            waker: Waker::from(Arc::new(Relay { owner, direction })),
         }
     }
 
@@ -64,17 +138,11 @@ impl Fanout {
         }
     }
 
-    /// The event count, to pass to [`register_since`](Self::register_since)
-    /// after polling with [`context`](Self::context).
-    pub(crate) fn events(&self) -> usize {
+    fn events(&self) -> usize {
         self.events.load(Ordering::Acquire)
     }
 
-    /// Registers a task that polled and must wait, and wakes it at once if
-    /// an event came after `seen` (from [`events`](Self::events) before the
-    /// poll): that event may have found the list without it. Registering
-    /// only on `Pending` spares a lock per message while data flows.
-    pub(crate) fn register_since(&self, waker: &Waker, seen: usize) {
+    fn register_since(&self, waker: &Waker, seen: usize) {
         self.register(waker);
         if self.events() != seen {
             waker.wake_by_ref();
@@ -128,43 +196,43 @@ impl Waiting {
 /// alive.
 struct Relay<O> {
     owner: Weak<O>,
-    which: usize,
+    direction: Direction,
 }
 
-impl<O: FanoutOwner> Wake for Relay<O> {
+impl<O: SocketWakersOwner> Wake for Relay<O> {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
         if let Some(owner) = self.owner.upgrade() {
-            owner.fanout(self.which).wake_all();
+            owner.socket_wakers().get(self.direction).wake_all();
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    struct Owner(Fanout);
+    /// Socket wakers alone in their owner, as the tests use them.
+    pub(crate) struct Owner(pub(crate) SocketWakers);
 
-    impl FanoutOwner for Owner {
-        fn fanout(&self, _: usize) -> &Fanout {
+    impl SocketWakersOwner for Owner {
+        fn socket_wakers(&self) -> &SocketWakers {
             &self.0
         }
     }
 
-    /// A fan-out alone in its owner, as the tests use it.
-    fn fanout() -> Arc<Owner> {
-        Arc::new_cyclic(|me| Owner(Fanout::new(me.clone(), 0)))
+    pub(crate) fn owner() -> Arc<Owner> {
+        Arc::new_cyclic(|me| Owner(SocketWakers::new(me)))
     }
 
     impl std::ops::Deref for Owner {
-        type Target = Fanout;
-        fn deref(&self) -> &Fanout {
-            &self.0
+        type Target = WakerSet;
+        fn deref(&self) -> &WakerSet {
+            &self.0.read
         }
     }
 
@@ -177,41 +245,59 @@ mod tests {
     }
 
     #[test]
-    fn registering_after_a_poll_catches_an_event_during_it() {
-        let fanout = fanout();
+    fn a_poll_that_waits_registers_and_catches_an_event_during_it() {
+        let owner = owner();
+        let wakers = &owner.0;
         let task = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(task.clone());
-        // No event while polling: registered, not woken.
-        let seen = fanout.events();
-        fanout.register_since(&waker, seen);
+        // No event while polling: registered in both sets, not woken.
+        let _ = wakers.poll(&waker, Interest::ReadWrite, |_| Poll::<()>::Pending);
         assert_eq!(task.0.load(Ordering::SeqCst), 0);
-        assert_eq!(fanout.waiting(), 1);
-        fanout.context().waker().wake_by_ref();
+        assert_eq!((wakers.read.waiting(), wakers.write.waiting()), (1, 1));
+        wakers.read().context().waker().wake_by_ref();
         assert_eq!(task.0.load(Ordering::SeqCst), 1);
+        // Still in the write set, until its event.
+        wakers.write().wake_all();
+        assert_eq!(task.0.load(Ordering::SeqCst), 2);
+        // A write-only poll leaves the read set alone.
+        let _ = wakers.poll(&waker, Interest::Write, |_| Poll::<()>::Pending);
+        assert_eq!((wakers.read.waiting(), wakers.write.waiting()), (0, 1));
+        wakers.write().wake_all();
+        assert_eq!(task.0.load(Ordering::SeqCst), 3);
         // An event fires while the task polls, before it registers: the
         // list it would have been in is already gone, so it is woken now.
-        let seen = fanout.events();
-        fanout.context().waker().wake_by_ref();
-        fanout.register_since(&waker, seen);
-        assert_eq!(task.0.load(Ordering::SeqCst), 2);
+        let _ = wakers.poll(&waker, Interest::ReadWrite, |w| {
+            w.read().context().waker().wake_by_ref();
+            Poll::<()>::Pending
+        });
+        assert_eq!(task.0.load(Ordering::SeqCst), 4);
+        // A poll that completes registers nothing.
+        wakers.read().wake_all();
+        wakers.write().wake_all();
+        let task_count = task.0.load(Ordering::SeqCst);
+        assert!(wakers
+            .poll(&waker, Interest::ReadWrite, |_| Poll::Ready(()))
+            .is_ready());
+        assert_eq!((wakers.read.waiting(), wakers.write.waiting()), (0, 0));
+        assert_eq!(task.0.load(Ordering::SeqCst), task_count);
     }
 
     #[test]
     fn every_registered_task_is_woken_once_per_event() {
-        let fanout = fanout();
+        let set = owner();
         let a = Arc::new(Count(AtomicUsize::new(0)));
         let b = Arc::new(Count(AtomicUsize::new(0)));
         let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
-        fanout.register(&wa);
-        fanout.register(&wa);
-        fanout.register(&wb);
-        fanout.context().waker().wake_by_ref();
+        set.register(&wa);
+        set.register(&wa);
+        set.register(&wb);
+        set.context().waker().wake_by_ref();
         assert_eq!(
             (a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst)),
             (1, 1)
         );
         // Woken tasks are forgotten until they register again.
-        fanout.context().waker().wake_by_ref();
+        set.context().waker().wake_by_ref();
         assert_eq!(a.0.load(Ordering::SeqCst), 1);
     }
 
@@ -250,18 +336,18 @@ mod tests {
 
     #[test]
     fn a_task_whose_waker_clones_differ_registers_once() {
-        let fanout = fanout();
+        let set = owner();
         let waker = split_vtable::waker();
         assert!(!waker.clone().will_wake(&waker), "the vtables must differ");
         for _ in 0..1000 {
-            fanout.register(&waker);
+            set.register(&waker);
         }
-        assert_eq!(fanout.waiting(), 1);
-        fanout.context().waker().wake_by_ref();
+        assert_eq!(set.waiting(), 1);
+        set.context().waker().wake_by_ref();
         assert_eq!(
             split_vtable::WOKEN.load(std::sync::atomic::Ordering::SeqCst),
             1
         );
-        assert_eq!(fanout.waiting(), 0);
+        assert_eq!(set.waiting(), 0);
     }
 }
