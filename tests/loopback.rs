@@ -571,6 +571,84 @@ async fn server_rejects_a_plain_http_request_with_a_reason() {
     ));
 }
 
+/// Every row of `accept`'s table of rejections: the status the client
+/// reads, and the error the server gets.
+#[tokio::test]
+async fn every_unacceptable_request_gets_the_documented_answer_and_error() {
+    const UPGRADE: &str = "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                           Sec-WebSocket-Version: 13\r\n";
+    const KEY: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let many_fields: String = (0..200).map(|i| format!("X-{i}: y\r\n")).collect();
+    let huge_field = format!("X: {}\r\n", "y".repeat(70 * 1024));
+    type Case = (String, u16, fn(&HandshakeError) -> bool);
+    let cases: Vec<Case> = vec![
+        (format!("POST / HTTP/1.1\r\n{UPGRADE}{KEY}\r\n"), 405, |e| {
+            matches!(e, HandshakeError::Rejected { .. })
+        }),
+        (
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{KEY}\r\n"),
+            426,
+            |e| matches!(e, HandshakeError::Rejected { .. }),
+        ),
+        (format!("GET / HTTP/1.0\r\n{UPGRADE}{KEY}\r\n"), 400, |e| {
+            matches!(e, HandshakeError::Rejected { .. })
+        }),
+        (
+            format!("GET / HTTP/1.1\r\n{UPGRADE}{KEY}{KEY}\r\n"),
+            400,
+            |e| matches!(e, HandshakeError::Rejected { .. }),
+        ),
+        ("not http at all\r\n\r\n".to_owned(), 400, |e| {
+            matches!(e, HandshakeError::Malformed(_))
+        }),
+        (
+            format!("GET / HTTP/1.1\r\n{UPGRADE}{KEY}{many_fields}\r\n"),
+            431,
+            |e| matches!(e, HandshakeError::TooManyHeaders),
+        ),
+        (
+            format!("GET / HTTP/1.1\r\n{UPGRADE}{KEY}{huge_field}\r\n"),
+            431,
+            |e| matches!(e, HandshakeError::HeadTooLarge),
+        ),
+    ];
+    for (request, status, expected) in cases {
+        let (mut client, server_io) = tokio::io::duplex(256 * 1024);
+        let server = tokio::spawn(WebSocketStream::accept(server_io, ServerOptions::default()));
+        tokio::io::AsyncWriteExt::write_all(&mut client, request.as_bytes())
+            .await
+            .unwrap();
+        let mut reply = Vec::new();
+        within(tokio::io::AsyncReadExt::read_to_end(
+            &mut client,
+            &mut reply,
+        ))
+        .await
+        .unwrap();
+        let reply = String::from_utf8(reply).unwrap();
+        assert!(
+            reply.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{request:.60}: {reply}"
+        );
+        assert!(reply.contains("Sec-WebSocket-Version: 13\r\n"), "{reply}");
+        match within(server).await.unwrap() {
+            Err(Error::Handshake(err)) => assert!(expected(&err), "{request:.60}: {err:?}"),
+            other => panic!("{request:.60}: {other:?}"),
+        }
+    }
+    // A client that leaves mid-head gets no answer, and the server knows.
+    let (mut client, server_io) = tokio::io::duplex(1024);
+    let server = tokio::spawn(WebSocketStream::accept(server_io, ServerOptions::default()));
+    tokio::io::AsyncWriteExt::write_all(&mut client, b"GET / HTTP/1.1\r\nHost")
+        .await
+        .unwrap();
+    drop(client);
+    assert!(matches!(
+        within(server).await.unwrap(),
+        Err(Error::Handshake(HandshakeError::Incomplete))
+    ));
+}
+
 #[test]
 fn connecting_outside_a_runtime_fails_opened_instead_of_panicking() {
     let ws = WebSocketStream::connect("ws://127.0.0.1:1/", Options::default());

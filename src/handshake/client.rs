@@ -176,7 +176,7 @@ fn bad(name: &'static str, problem: &'static str) -> HandshakeError {
 }
 
 /// Copies parsed fields into a `HeaderMap`, skipping any that `http` rejects.
-pub(crate) fn header_map(fields: &[httparse::Header<'_>]) -> HeaderMap {
+fn header_map(fields: &[httparse::Header<'_>]) -> HeaderMap {
     let mut map = HeaderMap::with_capacity(fields.len());
     for field in fields {
         if let (Ok(name), Ok(value)) = (

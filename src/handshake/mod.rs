@@ -16,7 +16,10 @@ pub use error::HandshakeError;
 pub(crate) use head::write_fields;
 pub use head::HeadScan;
 pub use key::{accept_key, generate_key};
-pub use server::{parse_request, reject_response, RequestHead, ServerReply};
+pub use server::{
+    check_upgrade, parse_request, parse_request_head, reject_response, RequestHead, ServerReply,
+    UpgradeOffer,
+};
 pub use target::{InvalidUrl, Target};
 pub use tokens::{is_token, validate_protocols};
 

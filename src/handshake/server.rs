@@ -1,9 +1,12 @@
 //! The server side: checking an upgrade request and answering it.
 
 use bytes::{Buf, BytesMut};
-use http::{Method, Request, StatusCode};
+use http::header::{
+    CONNECTION, HOST, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
 
-use super::client::header_map;
 use super::deflate::{DeflateConfig, DeflateParams};
 use super::error::HandshakeError;
 use super::head::head_len;
@@ -21,72 +24,137 @@ pub struct RequestHead {
     key: String,
 }
 
+/// What a valid upgrade request asks for, as [`check_upgrade`] reads it.
+#[derive(Debug, Clone)]
+pub struct UpgradeOffer {
+    /// The subprotocols the client offered, in its order of preference.
+    pub protocols: Vec<String>,
+    key: String,
+}
+
 /// Reads and checks the upgrade request at the front of `buf`. Returns
 /// `Ok(None)` while it is incomplete; on success the head is consumed and
 /// whatever follows it stays in `buf`. A request that is not an acceptable
 /// upgrade fails with [`HandshakeError::Rejected`], whose status and reason
 /// [`reject_response`] turns into the answer to send.
+///
+/// This is [`parse_request_head`] and then [`check_upgrade`].
 pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HandshakeError> {
+    let Some(request) = parse_request_head(buf)? else {
+        return Ok(None);
+    };
+    let (parts, ()) = request.into_parts();
+    let UpgradeOffer { protocols, key } = check_upgrade(&parts)?;
+    Ok(Some(RequestHead {
+        request: Request::from_parts(parts, ()),
+        protocols,
+        key,
+    }))
+}
+
+/// Reads the HTTP/1.x request head at the front of `buf`, as bytes only:
+/// no WebSocket rule is checked. Returns `Ok(None)` while it is
+/// incomplete; on success the head is consumed and whatever follows it
+/// stays in `buf`. A head over [`MAX_HEAD_LEN`](super::MAX_HEAD_LEN) or
+/// with more than [`MAX_HEADERS`] fields fails, as does one whose request
+/// target or a field cannot be represented in `http` types (400).
+pub fn parse_request_head(buf: &mut BytesMut) -> Result<Option<Request<()>>, HandshakeError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut fields);
     let Some(head_len) = head_len(parsed.parse(buf)?, buf.len())? else {
         return Ok(None);
     };
+    let bad = |reason| HandshakeError::Rejected {
+        status: StatusCode::BAD_REQUEST,
+        reason,
+    };
+    let mut request = Request::new(());
+    *request.method_mut() = Method::from_bytes(parsed.method.unwrap_or("").as_bytes())
+        .map_err(|_| bad("invalid method"))?;
+    *request.version_mut() = match parsed.version {
+        Some(1) => Version::HTTP_11,
+        _ => Version::HTTP_10,
+    };
+    *request.uri_mut() = parsed
+        .path
+        .unwrap_or("/")
+        .parse()
+        .map_err(|_| bad("invalid request target"))?;
+    let headers = request.headers_mut();
+    headers.reserve(parsed.headers.len());
+    for field in parsed.headers.iter() {
+        // Every field is kept or the request refused: a check must never
+        // miss a field (a second key, say) that could not be converted.
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| bad("invalid header field"))?;
+        let value =
+            HeaderValue::from_bytes(field.value).map_err(|_| bad("invalid header field"))?;
+        headers.append(name, value);
+    }
+    buf.advance(head_len);
+    Ok(Some(request))
+}
+
+/// Checks that a request is a WebSocket upgrade this crate accepts (RFC
+/// 6455 §4.2.1): `GET`, HTTP/1.1, `Host`, `Upgrade: websocket`,
+/// `Connection: Upgrade`, `Sec-WebSocket-Version: 13` and one valid
+/// `Sec-WebSocket-Key`; and reads the subprotocols offered. Works on the
+/// parts of any `http::Request`, however it was parsed. A request that does
+/// not pass fails with [`HandshakeError::Rejected`]: 405 for another
+/// method, 426 for another version or no `Upgrade`, 400 otherwise.
+pub fn check_upgrade(parts: &Parts) -> Result<UpgradeOffer, HandshakeError> {
     let reject = |status, reason| HandshakeError::Rejected { status, reason };
-    if parsed.method != Some("GET") {
+    if parts.method != Method::GET {
         return Err(reject(
             StatusCode::METHOD_NOT_ALLOWED,
             "WebSocket upgrades use GET",
         ));
     }
-    if parsed.version != Some(1) {
+    if parts.version != Version::HTTP_11 {
         return Err(reject(
             StatusCode::BAD_REQUEST,
             "WebSocket upgrades need HTTP/1.1",
         ));
     }
-    let fields = parsed.headers;
-    let find = |name: &'static str| {
-        fields
+    let headers = &parts.headers;
+    let any = |name: HeaderName, token: &str| {
+        headers
+            .get_all(name)
             .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .any(|value| has_token(value.as_bytes(), token))
     };
-    if find("host").next().is_none() {
+    if !headers.contains_key(HOST) {
         return Err(reject(StatusCode::BAD_REQUEST, "missing Host"));
     }
-    if !find("upgrade").any(|h| has_token(h.value, "websocket")) {
+    if !any(UPGRADE, "websocket") {
         return Err(reject(
             StatusCode::UPGRADE_REQUIRED,
             "missing Upgrade: websocket",
         ));
     }
-    if !find("connection").any(|h| has_token(h.value, "upgrade")) {
+    if !any(CONNECTION, "upgrade") {
         return Err(reject(
             StatusCode::BAD_REQUEST,
             "missing Connection: Upgrade",
         ));
     }
-    if !find("sec-websocket-version").any(|h| h.value.trim_ascii() == b"13") {
+    if !headers
+        .get_all(SEC_WEBSOCKET_VERSION)
+        .iter()
+        .any(|value| value.as_bytes().trim_ascii() == b"13")
+    {
         return Err(reject(
             StatusCode::UPGRADE_REQUIRED,
             "only Sec-WebSocket-Version 13 is supported",
         ));
     }
-    let mut keys = find("sec-websocket-key");
-    let key = match (keys.next(), keys.next()) {
-        (Some(h), None) if is_valid_key(h.value.trim_ascii()) => {
-            String::from_utf8_lossy(h.value.trim_ascii()).into_owned()
-        }
-        _ => {
-            return Err(reject(
-                StatusCode::BAD_REQUEST,
-                "missing or invalid Sec-WebSocket-Key",
-            ))
-        }
-    };
+    let key = single_key(headers).ok_or(reject(
+        StatusCode::BAD_REQUEST,
+        "missing or invalid Sec-WebSocket-Key",
+    ))?;
     let mut protocols = Vec::new();
-    for field in find("sec-websocket-protocol") {
-        let value = std::str::from_utf8(field.value).map_err(|_| {
+    for value in headers.get_all(SEC_WEBSOCKET_PROTOCOL) {
+        let value = std::str::from_utf8(value.as_bytes()).map_err(|_| {
             reject(
                 StatusCode::BAD_REQUEST,
                 "Sec-WebSocket-Protocol is not UTF-8",
@@ -94,20 +162,18 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Handshak
         })?;
         protocols.extend(split_list(value).map(str::to_owned));
     }
-    let mut request = Request::new(());
-    *request.method_mut() = Method::GET;
-    *request.uri_mut() = parsed
-        .path
-        .unwrap_or("/")
-        .parse()
-        .map_err(|_| reject(StatusCode::BAD_REQUEST, "invalid request target"))?;
-    *request.headers_mut() = header_map(fields);
-    buf.advance(head_len);
-    Ok(Some(RequestHead {
-        request,
-        protocols,
-        key,
-    }))
+    Ok(UpgradeOffer { protocols, key })
+}
+
+/// The one `Sec-WebSocket-Key`, if there is exactly one and it is valid.
+fn single_key(headers: &HeaderMap) -> Option<String> {
+    let mut keys = headers.get_all(SEC_WEBSOCKET_KEY).iter();
+    match (keys.next(), keys.next()) {
+        (Some(value), None) if is_valid_key(value.as_bytes().trim_ascii()) => {
+            Some(String::from_utf8_lossy(value.as_bytes().trim_ascii()).into_owned())
+        }
+        _ => None,
+    }
 }
 
 impl RequestHead {
@@ -246,6 +312,58 @@ mod tests {
         let mut reply = BytesMut::from(&ServerReply::accept(&head, Some("x"))[..]);
         let negotiated = hs.read_response(&mut reply).unwrap().unwrap();
         assert_eq!(negotiated.protocol.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn the_checks_work_on_parts_that_never_were_bytes() {
+        let request = Request::get("/chat?room=1")
+            .header("host", "example.test")
+            .header("upgrade", "WebSocket")
+            .header("connection", "keep-alive, Upgrade")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("sec-websocket-protocol", "a, b")
+            .header("sec-websocket-protocol", "c")
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = request.into_parts();
+        let offer = check_upgrade(&parts).unwrap();
+        assert_eq!(offer.protocols, ["a", "b", "c"]);
+        parts.headers.append(
+            "sec-websocket-key",
+            "dGhlIHNhbXBsZSBub25jZQ==".parse().unwrap(),
+        );
+        let rejected = |parts: &Parts| match check_upgrade(parts) {
+            Err(HandshakeError::Rejected { status, .. }) => status,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(rejected(&parts), StatusCode::BAD_REQUEST, "two keys");
+        parts.headers.remove("sec-websocket-key");
+        parts.headers.insert(
+            "sec-websocket-key",
+            "dGhlIHNhbXBsZSBub25jZQ==".parse().unwrap(),
+        );
+        parts.version = Version::HTTP_2;
+        assert_eq!(rejected(&parts), StatusCode::BAD_REQUEST, "not HTTP/1.1");
+        parts.version = Version::HTTP_11;
+        parts.method = Method::POST;
+        assert_eq!(rejected(&parts), StatusCode::METHOD_NOT_ALLOWED);
+        parts.method = Method::GET;
+        parts.headers.remove("upgrade");
+        assert_eq!(rejected(&parts), StatusCode::UPGRADE_REQUIRED);
+    }
+
+    #[test]
+    fn the_head_alone_is_parsed_without_websocket_rules() {
+        let mut buf = BytesMut::from("POST /x HTTP/1.0\r\nA: 1\r\nA: 2\r\n\r\nbody");
+        let request = parse_request_head(&mut buf).unwrap().unwrap();
+        assert_eq!(request.method(), Method::POST);
+        assert_eq!(request.version(), Version::HTTP_10);
+        assert_eq!(request.headers().get_all("a").iter().count(), 2);
+        assert_eq!(&buf[..], b"body");
+        let mut partial = BytesMut::from("GET / HTTP/1.1\r\nHost: x\r\n");
+        assert!(parse_request_head(&mut partial).unwrap().is_none());
+        assert_eq!(partial.len(), 25, "nothing consumed while incomplete");
     }
 
     #[test]

@@ -288,18 +288,19 @@ impl Connection {
         self.send_frame(OpCode::Ping, payload)
     }
 
-    /// Queues a ping whose pong is awaited: [`awaiting_pong`]
-    /// (Self::awaiting_pong) stays `true` until a pong with the same payload
-    /// arrives, whatever other pongs (unsolicited ones, RFC 6455 §5.5.3)
-    /// come before or after it. A later call replaces the awaited payload.
+    /// Queues a ping whose pong is awaited:
+    /// [`awaiting_pong`](Self::awaiting_pong) stays `true` until a pong
+    /// with the same payload arrives, whatever other pongs (unsolicited
+    /// ones, RFC 6455 §5.5.3) come before or after it. A later call
+    /// replaces the awaited payload.
     pub fn send_keepalive_ping(&mut self, payload: Bytes) -> Result<(), SendError> {
         self.send_ping(payload.clone())?;
         self.awaited_pong = Some(payload);
         Ok(())
     }
 
-    /// Whether the pong for the last [`send_keepalive_ping`]
-    /// (Self::send_keepalive_ping) is still awaited.
+    /// Whether the pong for the last
+    /// [`send_keepalive_ping`](Self::send_keepalive_ping) is still awaited.
     pub fn awaiting_pong(&self) -> bool {
         self.awaited_pong.is_some()
     }

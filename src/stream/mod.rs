@@ -2,6 +2,7 @@
 
 mod driver;
 mod halves;
+mod open;
 mod options;
 mod read_buffer;
 mod shared;

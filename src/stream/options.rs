@@ -227,10 +227,11 @@ impl Options {
     }
 
     /// Connects through the proxy the environment names, the way curl and
-    /// Python `websockets` read it: `wss` uses `HTTPS_PROXY`, `ws` uses
-    /// `HTTP_PROXY`, both fall back to `ALL_PROXY`, and `NO_PROXY` lists
-    /// the hosts reached directly (see [`EnvProxy`]). The variables are
-    /// read by this call.
+    /// Python `websockets` read it: `wss` uses `WSS_PROXY`, else
+    /// `HTTPS_PROXY`; `ws` uses `WS_PROXY`, else `HTTP_PROXY`; both fall
+    /// back to `ALL_PROXY`. Each name is tried in lower case first, an
+    /// empty value counts as unset, and `NO_PROXY` lists the hosts reached
+    /// directly (see [`EnvProxy`]). The variables are read by this call.
     pub fn proxy_from_env(self) -> Self {
         self.connector(EnvProxy::from_env())
     }

@@ -28,6 +28,7 @@ use std::task::{Context, Poll, Waker};
 use tokio_util::sync::CancellationToken;
 
 use super::driver::{Driver, Progress};
+use super::open::Established;
 use super::waker_set::{Interest, SocketWakers, SocketWakersOwner};
 use crate::handshake::Negotiated;
 use crate::proto::{CloseFrame, Message, SendError};
@@ -142,13 +143,13 @@ impl Shared {
 
     /// Records the end of the opening handshake. Ignored if the connection
     /// was aborted already.
-    pub(crate) fn finish_opening(&self, result: Result<(Driver, Negotiated), Error>) {
+    pub(crate) fn finish_opening(&self, result: Result<Established, Error>) {
         let mut st = self.lock();
         if !matches!(st.phase, Phase::Connecting) {
             return;
         }
         match result {
-            Ok((driver, negotiated)) => {
+            Ok(Established { driver, negotiated }) => {
                 st.phase = Phase::Open(driver);
                 st.reader = Reader::Untaken {
                     negotiated,
@@ -456,23 +457,18 @@ mod tests {
     use bytes::BytesMut;
 
     use super::*;
-    use crate::proto::{Connection, Limits, Role};
+    use crate::proto::Role;
     use crate::stream::options::ConnConfig;
 
     /// What the connect task would do when woken by the abort token: finish
     /// opening with a driver, right then, on the waking thread.
-    struct OpenOnWake(Mutex<Option<(Arc<Shared>, Driver)>>);
+    struct OpenOnWake(Mutex<Option<(Arc<Shared>, Established)>>);
 
     impl Wake for OpenOnWake {
         fn wake(self: Arc<Self>) {
             let taken = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some((shared, driver)) = taken {
-                let negotiated = Negotiated {
-                    protocol: None,
-                    extensions: String::new(),
-                    deflate: None,
-                };
-                shared.finish_opening(Ok((driver, negotiated)));
+            if let Some((shared, established)) = taken {
+                shared.finish_opening(Ok(established));
             }
         }
     }
@@ -485,13 +481,19 @@ mod tests {
     async fn close_before_open_wins_over_an_open_that_lands_during_it() {
         let shared = Shared::new(CancellationToken::new());
         let (ours, _peer) = tokio::io::duplex(64);
-        let driver = Driver::new(
+        let negotiated = Negotiated {
+            protocol: None,
+            extensions: String::new(),
+            deflate: None,
+        };
+        let established = Established::new(
             Box::pin(ours),
-            Connection::new(Role::Client, Limits::default()),
-            BytesMut::new(),
+            Role::Client,
             ConnConfig::default(),
+            BytesMut::new(),
+            negotiated,
         );
-        let hook = Arc::new(OpenOnWake(Mutex::new(Some((shared.clone(), driver)))));
+        let hook = Arc::new(OpenOnWake(Mutex::new(Some((shared.clone(), established)))));
         let cancelled = shared.abort.clone().cancelled_owned();
         let mut cancelled = std::pin::pin!(cancelled);
         let waker = Waker::from(hook.clone());

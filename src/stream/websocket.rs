@@ -5,23 +5,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use super::driver::Driver;
 use super::halves::{Readable, Writable};
-use super::options::{ConnConfig, Options, ServerOptions};
+use super::open;
+use super::options::{Options, ServerOptions};
 use super::shared::Shared;
-use crate::handshake::{
-    parse_request, reject_response, ClientHandshake, DeflateParams, HandshakeError, HeadScan,
-    Negotiated, ServerReply, Target, MAX_HEAD_LEN,
-};
-use crate::proto::{CloseCode, CloseFrame, Connection, Role, MAX_CLOSE_REASON};
-use crate::transport::{BoxedTransport, Endpoint, Transport};
-use crate::{Error, Timeout};
+use crate::handshake::Target;
+use crate::proto::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
+use crate::transport::{BoxedTransport, Transport};
+use crate::Error;
+#[cfg(doc)]
+use crate::{handshake::HandshakeError, Timeout};
 
 /// A WebSocket connection, shaped like WHATWG's `WebSocketStream`.
 ///
@@ -104,9 +100,13 @@ impl WebSocketStream {
     ///
     /// Must be called within a tokio runtime: the connection and handshake
     /// run on a task of their own until [`opened`](Self::opened) resolves.
-    /// Nothing else runs in the background afterwards. A bad URL, bad
-    /// subprotocols, a reserved header or a missing runtime make `opened`
-    /// (and `closed`) fail before any I/O.
+    /// After that, the open connection runs only as its halves and
+    /// `closed` are polled, with one exception: when the peer breaks the
+    /// protocol, a task drains the socket for at most 2 s or 1 MiB after
+    /// our close frame, so that a TCP reset does not destroy that frame
+    /// before the peer reads it. A bad URL, bad subprotocols, a reserved
+    /// header or a missing runtime make `opened` (and `closed`) fail before
+    /// any I/O.
     pub fn connect(url: impl AsRef<str>, options: Options) -> Self {
         Self::start(url.as_ref(), options, None)
     }
@@ -138,24 +138,13 @@ impl WebSocketStream {
                 return ws;
             }
         };
-        if !runtime_with_timers() {
+        if !open::runtime_ready() {
             shared.finish_opening(Err(Error::NoRuntime));
             return ws;
         }
         let weak = Arc::downgrade(&shared);
         tokio::spawn(async move {
-            // One deadline for every leg: connectors (proxies) see it too,
-            // and report their own leg when it passes.
-            let deadline = tokio::time::Instant::now() + options.open_timeout;
-            let handshake = tokio::time::timeout_at(
-                deadline,
-                client_handshake(io, &target, &options, deadline),
-            );
-            let result = tokio::select! {
-                biased;
-                () = abort.cancelled() => Err(Error::Aborted),
-                result = handshake => result.unwrap_or(Err(Error::Timeout(Timeout::Open))),
-            };
+            let result = open::client::open(io, &target, &options, &abort).await;
             if let Some(shared) = weak.upgrade() {
                 shared.finish_opening(result);
             }
@@ -167,13 +156,22 @@ impl WebSocketStream {
     /// Answers a client's opening handshake on `io` and returns the open
     /// connection (its [`opened`](Self::opened) resolves at once).
     ///
-    /// A request that is not an acceptable upgrade gets `400`, `405` or
-    /// `426` with a plain-text reason and fails with
-    /// [`HandshakeError::Rejected`].
+    /// A request that cannot be upgraded is answered with a plain-text
+    /// reason and `Sec-WebSocket-Version: 13`, and the error says why:
+    ///
+    /// | the request | answer | error |
+    /// |---|---|---|
+    /// | not `GET` | 405 | [`HandshakeError::Rejected`] |
+    /// | no `Upgrade: websocket`, or a version other than 13 | 426 | [`HandshakeError::Rejected`] |
+    /// | not HTTP/1.1, no `Host`, no `Connection: Upgrade`, a missing, repeated or invalid key, a request target or field that is not valid | 400 | [`HandshakeError::Rejected`] |
+    /// | not HTTP at all | 400 | [`HandshakeError::Malformed`] |
+    /// | a head over 64 KiB, or over 128 fields | 431 | [`HandshakeError::HeadTooLarge`], [`HandshakeError::TooManyHeaders`] |
+    /// | the client left before its head was complete | none | [`HandshakeError::Incomplete`] |
     ///
     /// Reading the request and answering it are bounded by
     /// [`ServerOptions::handshake_timeout`] (10 s by default), so a client
-    /// that drips its request fails with [`Timeout::Open`].
+    /// that drips its request fails with [`Timeout::Open`]; a failing
+    /// socket gives [`Error::Io`].
     ///
     /// Cancel safety: dropping the future drops `io` and whatever part of
     /// the handshake it held.
@@ -183,16 +181,12 @@ impl WebSocketStream {
     /// few writes, and with Nagle's algorithm on, the tail of a batch
     /// waits for the peer's delayed ACK (40 ms per round trip on Linux).
     pub async fn accept<T: Transport>(io: T, options: ServerOptions) -> Result<Self, Error> {
-        if !runtime_with_timers() {
+        if !open::runtime_ready() {
             return Err(Error::NoRuntime);
         }
-        let handshake = server_handshake(Box::pin(io), &options);
-        let (driver, negotiated, request) =
-            tokio::time::timeout(options.handshake_timeout, handshake)
-                .await
-                .unwrap_or(Err(Error::Timeout(Timeout::Open)))?;
+        let (established, request) = open::server::accept(Box::pin(io), &options).await?;
         let shared = Shared::new(CancellationToken::new());
-        shared.finish_opening(Ok((driver, negotiated)));
+        shared.finish_opening(Ok(established));
         Ok(Self {
             shared,
             request: Some(request),
@@ -315,168 +309,6 @@ impl fmt::Debug for ClosedFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClosedFuture").finish_non_exhaustive()
     }
-}
-
-/// Reads and checks the client's request, and answers it.
-async fn server_handshake(
-    mut io: BoxedTransport,
-    options: &ServerOptions,
-) -> Result<(Driver, Negotiated, http::Request<()>), Error> {
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut scan = HeadScan::default();
-    let head = loop {
-        if scan.is_complete(&buf) || buf.len() > MAX_HEAD_LEN {
-            match parse_request(&mut buf) {
-                Ok(Some(head)) => break head,
-                Ok(None) => {}
-                Err(err) => return Err(reject(&mut io, err).await),
-            }
-        }
-        buf.reserve(4096);
-        if io.read_buf(&mut buf).await? == 0 {
-            return Err(HandshakeError::Incomplete.into());
-        }
-    };
-    let protocol = options.choose(&head.request, &head.protocols);
-    let deflate = options
-        .conn
-        .deflate
-        .and_then(|policy| head.choose_deflate(&policy));
-    let answer = deflate.as_ref().map(|(_, answer)| answer.as_str());
-    io.write_all(&ServerReply::accept_with_extensions(
-        &head,
-        protocol.as_deref(),
-        answer,
-    ))
-    .await?;
-    io.flush().await?;
-    let (deflate, extensions) = deflate.unzip();
-    let driver = open_driver(io, Role::Server, options.conn, buf, deflate);
-    let negotiated = Negotiated {
-        protocol,
-        extensions: extensions.unwrap_or_default(),
-        deflate,
-    };
-    Ok((driver, negotiated, head.request))
-}
-
-/// Connects (unless the caller brought a transport) and runs the client
-/// side of the opening handshake.
-async fn client_handshake(
-    io: Option<BoxedTransport>,
-    target: &Target,
-    options: &Options,
-    deadline: tokio::time::Instant,
-) -> Result<(Driver, Negotiated), Error> {
-    let mut io = match io {
-        Some(io) => io,
-        None => connect(target, options, deadline).await?,
-    };
-    let handshake = ClientHandshake::offering(
-        target,
-        &options.protocols,
-        &options.headers,
-        options.conn.deflate,
-    )?;
-    io.write_all(handshake.request()).await?;
-    io.flush().await?;
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut scan = HeadScan::default();
-    let negotiated = loop {
-        if scan.is_complete(&buf) || buf.len() > MAX_HEAD_LEN {
-            if let Some(negotiated) = handshake.read_response(&mut buf)? {
-                break negotiated;
-            }
-        }
-        buf.reserve(4096);
-        if io.read_buf(&mut buf).await? == 0 {
-            return Err(HandshakeError::Incomplete.into());
-        }
-    };
-    let driver = open_driver(io, Role::Client, options.conn, buf, negotiated.deflate);
-    Ok((driver, negotiated))
-}
-
-/// Opens the byte stream with the configured connector and, for `wss`,
-/// TLS to the server over it.
-async fn connect(
-    target: &Target,
-    options: &Options,
-    deadline: tokio::time::Instant,
-) -> Result<BoxedTransport, Error> {
-    let connector = options.connector.as_ref().map_err(Clone::clone)?;
-    let endpoint =
-        Endpoint::new(target.host.clone(), target.port, target.tls).with_deadline(deadline);
-    let io = connector.connector.connect(&endpoint).await?;
-    if !target.tls {
-        return Ok(io);
-    }
-    #[cfg(feature = "tls")]
-    {
-        crate::transport::start_tls(io, &target.host, options.tls.clone()).await
-    }
-    #[cfg(not(feature = "tls"))]
-    {
-        Err(Error::TlsUnavailable(
-            "wsstream was built without the `tls` feature",
-        ))
-    }
-}
-
-fn open_driver(
-    io: BoxedTransport,
-    role: Role,
-    config: ConnConfig,
-    leftover: BytesMut,
-    deflate: Option<DeflateParams>,
-) -> Driver {
-    #[allow(unused_mut)]
-    let mut connection = Connection::new(role, config.limits);
-    #[cfg(feature = "deflate")]
-    if let (Some(params), Some(policy)) = (deflate, config.deflate) {
-        connection.enable_deflate(&params, &policy);
-    }
-    #[cfg(not(feature = "deflate"))]
-    let _ = deflate;
-    // The handshake's 4 KiB buffer is only worth keeping while it holds
-    // frames the peer sent right behind its head; a connection opened and
-    // not yet read from should hold no read buffer.
-    let leftover = if leftover.is_empty() {
-        BytesMut::new()
-    } else {
-        leftover
-    };
-    Driver::new(io, connection, leftover, config)
-}
-
-/// Whether we run inside a tokio runtime with the time driver, which
-/// keepalive and the timeouts need (tokio panics without it; we report
-/// [`Error::NoRuntime`] instead).
-fn runtime_with_timers() -> bool {
-    tokio::runtime::Handle::try_current().is_ok()
-        && std::panic::catch_unwind(|| {
-            let mut sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-            let _ = sleep
-                .as_mut()
-                .poll(&mut Context::from_waker(std::task::Waker::noop()));
-        })
-        .is_ok()
-}
-
-/// Answers a request we will not upgrade, then reports why.
-async fn reject(io: &mut BoxedTransport, err: HandshakeError) -> Error {
-    let (status, reason) = match &err {
-        HandshakeError::Rejected { status, reason } => (*status, *reason),
-        HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => (
-            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request head too large",
-        ),
-        _ => (http::StatusCode::BAD_REQUEST, "malformed request"),
-    };
-    // The peer may already be gone; the error we report is the same.
-    let _ = io.write_all(&reject_response(status, reason)).await;
-    let _ = io.shutdown().await;
-    err.into()
 }
 
 #[cfg(test)]
