@@ -364,6 +364,38 @@ async fn closed_awaited_before_opened_keeps_the_messages_for_the_readable() {
     assert_eq!(within(ws.closed()).await.unwrap().code, 1000);
 }
 
+/// Messages wait for the halves while something can still take them;
+/// once the handle (and every `opened` future) is gone, no one can, and
+/// `closed` reads past them to finish the close handshake.
+#[tokio::test]
+async fn closed_finishes_once_no_one_can_take_the_halves() {
+    let (listener, url) = listen().await;
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let (tcp, _) = within(listener.accept()).await.unwrap();
+    let mut after = frame(OpCode::Text, true, b"never read", None);
+    after.extend(frame(OpCode::Close, true, &close_body(4000, "bye"), None));
+    let mut peer = RawPeer::handshake(tcp, &after).await;
+    let closed = ws.closed();
+    tokio::pin!(closed);
+    let opened = ws.opened();
+    drop(ws);
+    // The `opened` future could still take the halves: the message waits.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(200), &mut closed)
+            .await
+            .is_err()
+    );
+    drop(opened);
+    assert_eq!(
+        within(closed).await.unwrap(),
+        CloseInfo {
+            code: 4000,
+            reason: "bye".into()
+        }
+    );
+    assert_eq!(peer.read_until_close().await, Some(4000));
+}
+
 #[tokio::test]
 async fn opened_hands_out_the_halves_once() {
     let (listener, url) = listen().await;

@@ -522,6 +522,14 @@ impl Harness {
         }
     }
 
+    /// With the handle and every `opened` future gone before the halves
+    /// were taken, no one can read: the connection discards messages.
+    fn note_no_opener(&mut self) {
+        if self.ws.is_none() && self.opened.is_none() && self.opened_result.is_none() {
+            self.discarding = true;
+        }
+    }
+
     // ---- operations on the client ----
 
     fn poll_opened(&mut self) {
@@ -721,7 +729,9 @@ impl Harness {
     }
 
     fn poll_closed(&mut self, i: usize) -> bool {
-        if self.readable.is_none() {
+        // Before the halves are taken, `closed` holds messages for them;
+        // it discards only once the readable was taken and let go.
+        if self.readable.is_none() && self.opened_result.is_some() {
             self.discarding = true;
         }
         let (fut, task) = &mut self.closed[i];
@@ -866,7 +876,10 @@ impl Harness {
         );
         match op {
             0 | 1 => self.poll_opened(),
-            2 => self.opened = None,
+            2 => {
+                self.opened = None;
+                self.note_no_opener();
+            }
             3 | 4 => {
                 if self.send_op.is_none() {
                     let message = if input.bool() {
@@ -954,7 +967,10 @@ impl Harness {
                     self.send_op = None;
                     self.writable = None;
                 }
-                2 => self.ws = None,
+                2 => {
+                    self.ws = None;
+                    self.note_no_opener();
+                }
                 _ => {}
             },
             17 | 18 => self.peer(input),
@@ -986,9 +1002,15 @@ impl Harness {
             w.peer_eof = true;
             w.wake_later();
         }
-        if self.closed.is_empty() {
-            if let Some(ws) = &self.ws {
+        if let Some(ws) = &self.ws {
+            if self.closed.is_empty() {
                 self.closed.push((ws.closed(), Task::new()));
+            }
+            // As an application would: take the halves and read them, or
+            // what waits for them holds `closed` back forever.
+            if self.opened.is_none() && self.opened_result.is_none() {
+                self.opened = Some(ws.opened());
+                self.opened_task.schedule();
             }
         }
         let mut first = true;

@@ -17,7 +17,9 @@
 //! A held message stops reading until the readable takes it, so a reader
 //! that is slow, or not yet there, slows the peer through TCP instead of
 //! filling memory; nothing the peer sent is dropped before the application
-//! could take the readable. Reading also flushes queued replies (pongs,
+//! could take the readable. `Untaken` lasts while an [`Opener`] (the handle,
+//! or an `opened` future) lives to take the halves; after the last one is
+//! dropped the reader is `Gone`. Reading also flushes queued replies (pongs,
 //! close), so pings are answered and the close handshake completes whoever
 //! polls. Every change of phase wakes every task that waits: the readable,
 //! the writable, `opened` and `closed`.
@@ -105,6 +107,8 @@ impl Reader {
 struct State {
     phase: Phase,
     reader: Reader,
+    /// The [`Opener`]s alive: handles that may still take the halves.
+    openers: usize,
     opened_wakers: Vec<Waker>,
     closed_wakers: Vec<Waker>,
     writer: Option<Waker>,
@@ -128,6 +132,7 @@ impl Shared {
             state: Mutex::new(State {
                 phase: Phase::Connecting,
                 reader: Reader::Opening,
+                openers: 0,
                 opened_wakers: Vec::new(),
                 closed_wakers: Vec::new(),
                 writer: None,
@@ -151,9 +156,13 @@ impl Shared {
         match result {
             Ok(Established { driver, negotiated }) => {
                 st.phase = Phase::Open(driver);
-                st.reader = Reader::Untaken {
-                    negotiated,
-                    held: None,
+                st.reader = if st.openers == 0 {
+                    Reader::Gone
+                } else {
+                    Reader::Untaken {
+                        negotiated,
+                        held: None,
+                    }
                 };
             }
             Err(err) => st.phase = Phase::Ended(Err(err)),
@@ -377,6 +386,36 @@ impl Shared {
     /// frames handled, the close handshake finished.
     fn drive_discarding(&self, st: &mut State, waker: &Waker) {
         while let Poll::Ready(Some(_dropped)) = self.progress(st, waker) {}
+    }
+}
+
+/// A handle that may still take the halves: the `WebSocketStream`, or an
+/// `opened` future that has not resolved. While one lives, what arrives
+/// before the halves are taken is held for them; once none does, no one
+/// can ever read it, so it is discarded as it arrives and `closed` can
+/// finish the close handshake.
+pub(crate) struct Opener(Arc<Shared>);
+
+impl Opener {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        shared.lock().openers += 1;
+        Self(shared)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.0
+    }
+}
+
+impl Drop for Opener {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.openers = st.openers.saturating_sub(1);
+        if st.openers == 0 && matches!(st.reader, Reader::Untaken { .. }) {
+            st.reader = Reader::Gone;
+            // A `closed` that stopped at a held message may go on.
+            st.wake_all();
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::halves::{Readable, Writable};
 use super::open;
 use super::options::{Options, ServerOptions};
-use super::shared::Shared;
+use super::shared::{Opener, Shared};
 use crate::handshake::Target;
 use crate::proto::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
 use crate::transport::{BoxedTransport, Transport};
@@ -26,7 +26,7 @@ use crate::{handshake::HandshakeError, Timeout};
 /// writable halves, [`closed`](Self::closed) to how the connection ended,
 /// and [`close`](Self::close) starts the close handshake.
 pub struct WebSocketStream {
-    shared: Arc<Shared>,
+    shared: Opener,
     request: Option<http::Request<()>>,
 }
 
@@ -125,7 +125,7 @@ impl WebSocketStream {
             .map_or_else(CancellationToken::new, CancellationToken::child_token);
         let shared = Shared::new(abort.clone());
         let ws = Self {
-            shared: shared.clone(),
+            shared: Opener::new(shared.clone()),
             request: None,
         };
         let prepared = Target::parse(url)
@@ -186,11 +186,12 @@ impl WebSocketStream {
         }
         let (established, request) = open::server::accept(Box::pin(io), &options).await?;
         let shared = Shared::new(CancellationToken::new());
-        shared.finish_opening(Ok(established));
-        Ok(Self {
-            shared,
+        let ws = Self {
+            shared: Opener::new(shared.clone()),
             request: Some(request),
-        })
+        };
+        shared.finish_opening(Ok(established));
+        Ok(ws)
     }
 
     /// WHATWG's `opened`: resolves to the readable and writable halves and
@@ -202,7 +203,7 @@ impl WebSocketStream {
     /// before it resolves takes nothing.
     pub fn opened(&self) -> OpenedFuture {
         OpenedFuture {
-            shared: Some(self.shared.clone()),
+            opener: Some(Opener::new(self.shared.shared().clone())),
         }
     }
 
@@ -217,7 +218,7 @@ impl WebSocketStream {
     /// polling `closed` reads in its place and discards data messages.
     pub fn closed(&self) -> ClosedFuture {
         ClosedFuture {
-            shared: self.shared.clone(),
+            shared: self.shared.shared().clone(),
         }
     }
 
@@ -229,7 +230,7 @@ impl WebSocketStream {
     /// does nothing.
     pub fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
         let frame = whatwg_close_frame(code, reason)?;
-        self.shared.close(Some(frame));
+        self.shared.shared().close(Some(frame));
         Ok(())
     }
 
@@ -261,20 +262,22 @@ fn whatwg_close_frame(code: u16, reason: &str) -> Result<CloseFrame, Error> {
 /// The future [`WebSocketStream::opened`] returns.
 #[must_use = "futures do nothing unless polled"]
 pub struct OpenedFuture {
-    shared: Option<Arc<Shared>>,
+    /// Until it resolves: it may take the halves.
+    opener: Option<Opener>,
 }
 
 impl Future for OpenedFuture {
     type Output = Result<Opened, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(shared) = &self.shared else {
+        let Some(opener) = &self.opener else {
             return Poll::Ready(Err(Error::AlreadyOpened));
         };
-        let negotiated = std::task::ready!(shared.poll_opened(cx));
-        let shared = self.shared.take();
+        let negotiated = std::task::ready!(opener.shared().poll_opened(cx));
+        // Resolved: this future can take nothing more.
+        let opener = self.opener.take();
         Poll::Ready(negotiated.and_then(|negotiated| {
-            let shared = shared.ok_or(Error::AlreadyOpened)?;
+            let shared = opener.ok_or(Error::AlreadyOpened)?.shared().clone();
             Ok(Opened {
                 readable: Readable::new(shared.clone()),
                 writable: Writable::new(shared),
