@@ -21,8 +21,17 @@
 //! or an `opened` future) lives to take the halves; after the last one is
 //! dropped the reader is `Gone`. Reading also flushes queued replies (pongs,
 //! close), so pings are answered and the close handshake completes whoever
-//! polls. Every change of phase wakes every task that waits: the readable,
-//! the writable, `opened` and `closed`.
+//! polls.
+//!
+//! Who is woken, and by what:
+//!
+//! | event | wakes |
+//! |---|---|
+//! | the socket becomes readable or writable, a deadline passes | the tasks that polled the socket and waited (see `waker_set`) |
+//! | `closed` holds a message | the readable |
+//! | the readable takes the held message | every `closed` |
+//! | the write queue drops below the high-water mark | the writable |
+//! | open, a failed open, `close`, the end, the readable dropped, the last `Opener` gone | everyone: the readable, the writable, `opened`, `closed` |
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
