@@ -213,9 +213,14 @@ impl WebSocketStream {
     /// an aborted opening). May be awaited from any task, any number of
     /// times; the future is `'static`.
     ///
-    /// The close handshake moves forward as the readable is polled; while
-    /// no one reads (the readable was never taken, was dropped, or ended),
-    /// polling `closed` reads in its place and discards data messages.
+    /// The close handshake moves forward as the readable is polled. While
+    /// the readable sits unpolled, or is not yet taken from
+    /// [`opened`](Self::opened), polling `closed` reads in its place and
+    /// holds the first message for it, reading on once it is taken: so
+    /// `closed` may be awaited before `opened` without losing a message.
+    /// Once no one can read (the readable was dropped or ended, or the
+    /// halves were never taken and this handle and every `opened` future
+    /// are gone), `closed` reads and discards data messages.
     pub fn closed(&self) -> ClosedFuture {
         ClosedFuture {
             shared: self.shared.shared().clone(),
