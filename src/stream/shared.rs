@@ -528,6 +528,8 @@ mod tests {
     #[tokio::test]
     async fn close_before_open_wins_over_an_open_that_lands_during_it() {
         let shared = Shared::new(CancellationToken::new());
+        // The handle, as `connect` holds it while the open runs.
+        let _handle = Opener::new(shared.clone());
         let (ours, _peer) = tokio::io::duplex(64);
         let negotiated = Negotiated {
             protocol: None,

@@ -26,7 +26,8 @@ use crate::{handshake::HandshakeError, Timeout};
 /// writable halves, [`closed`](Self::closed) to how the connection ended,
 /// and [`close`](Self::close) starts the close handshake.
 pub struct WebSocketStream {
-    shared: Opener,
+    /// The shared state, held as one of the handles that may take the halves.
+    opener: Opener,
     request: Option<http::Request<()>>,
 }
 
@@ -125,7 +126,7 @@ impl WebSocketStream {
             .map_or_else(CancellationToken::new, CancellationToken::child_token);
         let shared = Shared::new(abort.clone());
         let ws = Self {
-            shared: Opener::new(shared.clone()),
+            opener: Opener::new(shared.clone()),
             request: None,
         };
         let prepared = Target::parse(url)
@@ -187,7 +188,7 @@ impl WebSocketStream {
         let (established, request) = open::server::accept(Box::pin(io), &options).await?;
         let shared = Shared::new(CancellationToken::new());
         let ws = Self {
-            shared: Opener::new(shared.clone()),
+            opener: Opener::new(shared.clone()),
             request: Some(request),
         };
         shared.finish_opening(Ok(established));
@@ -203,7 +204,7 @@ impl WebSocketStream {
     /// before it resolves takes nothing.
     pub fn opened(&self) -> OpenedFuture {
         OpenedFuture {
-            opener: Some(Opener::new(self.shared.shared().clone())),
+            opener: Some(Opener::new(self.opener.shared().clone())),
         }
     }
 
@@ -223,7 +224,7 @@ impl WebSocketStream {
     /// are gone), `closed` reads and discards data messages.
     pub fn closed(&self) -> ClosedFuture {
         ClosedFuture {
-            shared: self.shared.shared().clone(),
+            shared: self.opener.shared().clone(),
         }
     }
 
@@ -235,7 +236,7 @@ impl WebSocketStream {
     /// does nothing.
     pub fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
         let frame = whatwg_close_frame(code, reason)?;
-        self.shared.shared().close(Some(frame));
+        self.opener.shared().close(Some(frame));
         Ok(())
     }
 
