@@ -13,8 +13,9 @@ pub use error::{Error, Timeout};
 pub use handshake::{DeflateConfig, DeflateParams};
 pub use proto::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use stream::{
-    CloseInfo, ClosedFuture, Opened, OpenedFuture, Options, Readable, ServerOptions,
-    WebSocketStream, Writable, DEFAULT_OPEN_TIMEOUT, DEFAULT_WRITE_HIGH_WATER,
+    Acceptance, CloseInfo, ClosedFuture, Opened, OpenedFuture, Options, Readable, Rejection,
+    ServerOptions, Upgrade, WebSocketStream, Writable, DEFAULT_OPEN_TIMEOUT,
+    DEFAULT_WRITE_HIGH_WATER,
 };
 /// The guide's proxy chapter, compiled and run as doctests.
 #[cfg(doctest)]

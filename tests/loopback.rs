@@ -282,25 +282,44 @@ async fn a_cancelled_signal_after_open_is_ignored() {
 }
 
 #[tokio::test]
-async fn non_101_answers_fail_opened_with_status_and_headers() {
+async fn non_101_answers_fail_opened_with_status_headers_and_body() {
     let (listener, url) = listen().await;
-    let ws = WebSocketStream::connect(&url, Options::default());
-    let (mut tcp, _) = within(listener.accept()).await.unwrap();
-    let mut buf = [0u8; 1024];
-    let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)
-        .await
-        .unwrap();
-    let reply =
-        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Length: 0\r\n\r\n";
-    tokio::io::AsyncWriteExt::write_all(&mut tcp, reply)
-        .await
-        .unwrap();
-    match within(ws.opened()).await {
-        Err(Error::Handshake(HandshakeError::Status { status, headers })) => {
-            assert_eq!(status, 401);
-            assert_eq!(headers["www-authenticate"], "Bearer");
+    // Each refusal is framed differently; the server keeps the connection
+    // open after it, so only the framing can end the body.
+    let refusals: [(&[u8], &[u8]); 2] = [
+        (
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Length: 12\r\n\r\nlog in first",
+            b"log in first",
+        ),
+        (
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nTransfer-Encoding: chunked\r\n\r\n\
+              7\r\nlog in \r\n5\r\nfirst\r\n0\r\n\r\n",
+            b"log in first",
+        ),
+    ];
+    for (reply, expected) in refusals {
+        let ws = WebSocketStream::connect(&url, Options::default());
+        let (mut tcp, _) = within(listener.accept()).await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, reply)
+            .await
+            .unwrap();
+        match within(ws.opened()).await {
+            Err(Error::Handshake(HandshakeError::Status {
+                status,
+                headers,
+                body,
+            })) => {
+                assert_eq!(status, 401);
+                assert_eq!(headers["www-authenticate"], "Bearer");
+                assert_eq!(&body[..], expected);
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
+        drop(tcp);
     }
 }
 
@@ -662,7 +681,7 @@ async fn every_unacceptable_request_gets_the_documented_answer_and_error() {
             reply.starts_with(&format!("HTTP/1.1 {status} ")),
             "{request:.60}: {reply}"
         );
-        assert!(reply.contains("Sec-WebSocket-Version: 13\r\n"), "{reply}");
+        assert!(reply.contains("sec-websocket-version: 13\r\n"), "{reply}");
         match within(server).await.unwrap() {
             Err(Error::Handshake(err)) => assert!(expected(&err), "{request:.60}: {err:?}"),
             other => panic!("{request:.60}: {other:?}"),

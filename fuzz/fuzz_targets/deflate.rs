@@ -1,7 +1,7 @@
 //! permessage-deflate: negotiation and the compressed data path.
 //!
 //! The first byte picks the client's offer parameters (sent through the
-//! real server-side negotiation, `RequestHead::choose_deflate`, under a
+//! real server-side negotiation, `UpgradeOffer::choose_deflate`, under a
 //! server policy from the second byte) and the limits. Then operations:
 //! the client sends a message that is delivered to the server in
 //! input-sized pieces (it must arrive intact, whatever the parameters and
@@ -45,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
         .expect("a valid request")
         .expect("a whole request");
     let (params, _answer) = head
+        .offer
         .choose_deflate(&policy)
         .expect("the server accepts every offer wsstream makes");
 

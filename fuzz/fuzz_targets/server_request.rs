@@ -114,13 +114,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(field(request.headers, "connection")
                 .iter()
                 .any(|v| has_token(v, "upgrade")));
-            for p in &head.protocols {
+            for p in &head.offer.protocols {
                 assert!(!p.is_empty() && !p.contains(',') && p.trim() == p, "{p:?}");
             }
 
-            let chosen = match usize::from(mode & 0x7F) % (head.protocols.len() + 1) {
+            let chosen = match usize::from(mode & 0x7F) % (head.offer.protocols.len() + 1) {
                 0 => None,
-                i => Some(head.protocols[i - 1].as_str()),
+                i => Some(head.offer.protocols[i - 1].as_str()),
             };
             let reply = ServerReply::accept(&head, chosen);
             let (len, headers) = parse_answer(&reply, 101);

@@ -14,7 +14,7 @@ use super::tokens::has_token;
 use super::MAX_HEADERS;
 
 /// What the server agreed to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Negotiated {
     /// The subprotocol the server chose, if any.
@@ -24,6 +24,9 @@ pub struct Negotiated {
     pub extensions: String,
     /// The permessage-deflate parameters, when it was negotiated.
     pub deflate: Option<DeflateParams>,
+    /// The `101 Switching Protocols` response: as the server sent it on a
+    /// client, as this side sent it on a server.
+    pub response: http::Response<()>,
 }
 
 /// One client handshake: the request to send and what its answer must be.
@@ -87,26 +90,35 @@ impl ClientHandshake {
     }
 
     /// Checks the response at the front of `buf`. Returns `Ok(None)` while
-    /// the head is incomplete. On success the head is consumed and whatever
-    /// follows it (the first frames) stays in `buf`.
+    /// the head is incomplete. Once it is complete the head is consumed and
+    /// whatever follows it (the first frames, or the body of a refusal)
+    /// stays in `buf`. A status other than 101 fails with
+    /// [`HandshakeError::Status`], its body still empty: a
+    /// [`BodyCollector`](super::BodyCollector) reads it from what follows.
     pub fn read_response(&self, buf: &mut BytesMut) -> Result<Option<Negotiated>, HandshakeError> {
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut fields);
         let Some(head_len) = head_len(response.parse(buf)?, buf.len())? else {
             return Ok(None);
         };
-        let code = response.code.unwrap_or(0);
-        if code != 101 {
-            let status = StatusCode::from_u16(code)
-                .map_err(|_| HandshakeError::Malformed(httparse::Error::Status))?;
-            return Err(HandshakeError::Status {
+        let status = StatusCode::from_u16(response.code.unwrap_or(0))
+            .map_err(|_| HandshakeError::Malformed(httparse::Error::Status))?;
+        let headers = header_map(response.headers);
+        let result = if status == StatusCode::SWITCHING_PROTOCOLS {
+            self.check(response.headers).map(|mut negotiated| {
+                *negotiated.response.status_mut() = status;
+                *negotiated.response.headers_mut() = headers;
+                negotiated
+            })
+        } else {
+            Err(HandshakeError::Status {
                 status,
-                headers: Box::new(header_map(response.headers)),
-            });
-        }
-        let negotiated = self.check(response.headers)?;
+                headers: Box::new(headers),
+                body: bytes::Bytes::new(),
+            })
+        };
         buf.advance(head_len);
-        Ok(Some(negotiated))
+        result.map(Some)
     }
 
     fn check(&self, fields: &[httparse::Header<'_>]) -> Result<Negotiated, HandshakeError> {
@@ -167,6 +179,7 @@ impl ClientHandshake {
             protocol,
             extensions,
             deflate,
+            response: http::Response::default(),
         })
     }
 }
@@ -246,6 +259,14 @@ mod tests {
         buf.extend_from_slice(b"\x81\x02hi");
         let negotiated = hs.read_response(&mut buf).unwrap().unwrap();
         assert_eq!(negotiated.protocol.as_deref(), Some("chat"));
+        assert_eq!(
+            negotiated.response.status(),
+            StatusCode::SWITCHING_PROTOCOLS
+        );
+        assert_eq!(
+            negotiated.response.headers()["sec-websocket-protocol"],
+            "chat"
+        );
         assert_eq!(&buf[..], b"\x81\x02hi");
     }
 
@@ -296,7 +317,9 @@ mod tests {
             "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
         );
         match hs.read_response(&mut buf) {
-            Err(HandshakeError::Status { status, headers }) => {
+            Err(HandshakeError::Status {
+                status, headers, ..
+            }) => {
                 assert_eq!(status, StatusCode::FOUND);
                 assert_eq!(headers["location"], "/elsewhere");
             }

@@ -13,6 +13,11 @@ pub enum HandshakeError {
         status: http::StatusCode,
         /// The response's header fields (boxed to keep errors small).
         headers: Box<http::HeaderMap>,
+        /// The start of the response's body, at most
+        /// [`MAX_REFUSAL_BODY`](super::MAX_REFUSAL_BODY) bytes: often the
+        /// server's explanation. Whatever arrived within the open timeout
+        /// (and 1 s at most) is kept.
+        body: bytes::Bytes,
     },
     /// The head was not valid HTTP/1.1.
     Malformed(httparse::Error),
@@ -42,10 +47,10 @@ pub enum HandshakeError {
         /// What does not fit.
         problem: &'static str,
     },
-    /// The client's request was not a WebSocket upgrade we accept; the
-    /// server answered it with `status`.
+    /// The client's request was not a WebSocket upgrade we accept, or the
+    /// accept hook refused it; the server answered it with `status`.
     Rejected {
-        /// The status sent to the client (400, 405, 426).
+        /// The status sent to the client (400, 405, 426, or the hook's).
         status: http::StatusCode,
         /// Why.
         reason: &'static str,

@@ -1,6 +1,7 @@
 //! The HTTP/1.1 upgrade handshake (RFC 6455 §4), without I/O: building and
 //! checking requests and responses as bytes.
 
+mod body;
 mod client;
 mod deflate;
 mod error;
@@ -10,6 +11,7 @@ mod server;
 mod target;
 mod tokens;
 
+pub use body::{BodyCollector, MAX_REFUSAL_BODY};
 pub use client::{ClientHandshake, Negotiated};
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::HandshakeError;
@@ -17,8 +19,8 @@ pub(crate) use head::write_fields;
 pub use head::HeadScan;
 pub use key::{accept_key, generate_key};
 pub use server::{
-    check_upgrade, parse_request, parse_request_head, reject_response, RequestHead, ServerReply,
-    UpgradeOffer,
+    check_upgrade, parse_request, parse_request_head, reject_response, rejection, write_response,
+    RequestHead, ServerReply, UpgradeOffer,
 };
 pub use target::{InvalidUrl, Target};
 pub use tokens::{is_token, validate_protocols};

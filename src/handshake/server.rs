@@ -2,33 +2,35 @@
 
 use bytes::{Buf, BytesMut};
 use http::header::{
-    CONNECTION, HOST, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS,
+    SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
-use http::request::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 
 use super::deflate::{DeflateConfig, DeflateParams};
 use super::error::HandshakeError;
-use super::head::head_len;
+use super::head::{head_len, write_fields};
 use super::key::{accept_key, is_valid_key};
 use super::tokens::{has_token, split_list};
 use super::MAX_HEADERS;
 
-/// A valid WebSocket upgrade request.
+/// A valid WebSocket upgrade request, read from bytes.
 #[derive(Debug)]
 pub struct RequestHead {
     /// The request line and header fields.
     pub request: Request<()>,
-    /// The subprotocols the client offered, in its order of preference.
-    pub protocols: Vec<String>,
-    key: String,
+    /// What the request asks for.
+    pub offer: UpgradeOffer,
 }
 
-/// What a valid upgrade request asks for, as [`check_upgrade`] reads it.
+/// What a valid upgrade request asks for, as [`check_upgrade`] reads it,
+/// and the means to answer it.
 #[derive(Debug, Clone)]
 pub struct UpgradeOffer {
     /// The subprotocols the client offered, in its order of preference.
     pub protocols: Vec<String>,
+    /// The `Sec-WebSocket-Extensions` values the client sent.
+    extensions: Vec<String>,
     key: String,
 }
 
@@ -36,20 +38,15 @@ pub struct UpgradeOffer {
 /// `Ok(None)` while it is incomplete; on success the head is consumed and
 /// whatever follows it stays in `buf`. A request that is not an acceptable
 /// upgrade fails with [`HandshakeError::Rejected`], whose status and reason
-/// [`reject_response`] turns into the answer to send.
+/// [`rejection`] turns into the answer to send.
 ///
 /// This is [`parse_request_head`] and then [`check_upgrade`].
 pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HandshakeError> {
     let Some(request) = parse_request_head(buf)? else {
         return Ok(None);
     };
-    let (parts, ()) = request.into_parts();
-    let UpgradeOffer { protocols, key } = check_upgrade(&parts)?;
-    Ok(Some(RequestHead {
-        request: Request::from_parts(parts, ()),
-        protocols,
-        key,
-    }))
+    let offer = check_upgrade(&request)?;
+    Ok(Some(RequestHead { request, offer }))
 }
 
 /// Reads the HTTP/1.x request head at the front of `buf`, as bytes only:
@@ -98,25 +95,26 @@ pub fn parse_request_head(buf: &mut BytesMut) -> Result<Option<Request<()>>, Han
 /// Checks that a request is a WebSocket upgrade this crate accepts (RFC
 /// 6455 §4.2.1): `GET`, HTTP/1.1, `Host`, `Upgrade: websocket`,
 /// `Connection: Upgrade`, `Sec-WebSocket-Version: 13` and one valid
-/// `Sec-WebSocket-Key`; and reads the subprotocols offered. Works on the
-/// parts of any `http::Request`, however it was parsed. A request that does
+/// `Sec-WebSocket-Key`; and reads the subprotocols and extensions offered.
+/// Works on any `http::Request`, whatever its body and however it was
+/// parsed (by [`parse_request_head`], hyper, axum). A request that does
 /// not pass fails with [`HandshakeError::Rejected`]: 405 for another
 /// method, 426 for another version or no `Upgrade`, 400 otherwise.
-pub fn check_upgrade(parts: &Parts) -> Result<UpgradeOffer, HandshakeError> {
+pub fn check_upgrade<B>(request: &Request<B>) -> Result<UpgradeOffer, HandshakeError> {
     let reject = |status, reason| HandshakeError::Rejected { status, reason };
-    if parts.method != Method::GET {
+    if request.method() != Method::GET {
         return Err(reject(
             StatusCode::METHOD_NOT_ALLOWED,
             "WebSocket upgrades use GET",
         ));
     }
-    if parts.version != Version::HTTP_11 {
+    if request.version() != Version::HTTP_11 {
         return Err(reject(
             StatusCode::BAD_REQUEST,
             "WebSocket upgrades need HTTP/1.1",
         ));
     }
-    let headers = &parts.headers;
+    let headers = request.headers();
     let any = |name: HeaderName, token: &str| {
         headers
             .get_all(name)
@@ -152,17 +150,37 @@ pub fn check_upgrade(parts: &Parts) -> Result<UpgradeOffer, HandshakeError> {
         StatusCode::BAD_REQUEST,
         "missing or invalid Sec-WebSocket-Key",
     ))?;
-    let mut protocols = Vec::new();
-    for value in headers.get_all(SEC_WEBSOCKET_PROTOCOL) {
-        let value = std::str::from_utf8(value.as_bytes()).map_err(|_| {
-            reject(
-                StatusCode::BAD_REQUEST,
-                "Sec-WebSocket-Protocol is not UTF-8",
-            )
-        })?;
-        protocols.extend(split_list(value).map(str::to_owned));
-    }
-    Ok(UpgradeOffer { protocols, key })
+    let utf8 = |name: HeaderName, reason| {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|value| {
+                std::str::from_utf8(value.as_bytes())
+                    .map_err(|_| reject(StatusCode::BAD_REQUEST, reason))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let protocols = utf8(
+        SEC_WEBSOCKET_PROTOCOL,
+        "Sec-WebSocket-Protocol is not UTF-8",
+    )?
+    .into_iter()
+    .flat_map(split_list)
+    .map(str::to_owned)
+    .collect();
+    // An offer that is not text cannot be accepted; it is ignored, as an
+    // unknown extension is.
+    let extensions = headers
+        .get_all(SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    Ok(UpgradeOffer {
+        protocols,
+        extensions,
+        key,
+    })
 }
 
 /// The one `Sec-WebSocket-Key`, if there is exactly one and it is valid.
@@ -176,22 +194,44 @@ fn single_key(headers: &HeaderMap) -> Option<String> {
     }
 }
 
-impl RequestHead {
+impl UpgradeOffer {
     /// The first permessage-deflate offer in the request that `policy`
     /// accepts: the parameters to use and the `Sec-WebSocket-Extensions`
     /// answer to send. `None` when the client offered none that is valid.
     pub fn choose_deflate(&self, policy: &DeflateConfig) -> Option<(DeflateParams, String)> {
-        policy.choose(
-            self.request
-                .headers()
-                .get_all(http::header::SEC_WEBSOCKET_EXTENSIONS)
-                .iter()
-                .filter_map(|value| value.to_str().ok()),
-        )
+        policy.choose(self.extensions.iter().map(String::as_str))
+    }
+
+    /// The `101 Switching Protocols` response that accepts this offer,
+    /// naming `protocol` (it should be one the client offered) and
+    /// answering `extensions` (the `Sec-WebSocket-Extensions` value, such as
+    /// the one [`choose_deflate`](Self::choose_deflate) gives) when given.
+    pub fn response(&self, protocol: Option<&str>, extensions: Option<&str>) -> Response<()> {
+        let mut response = Response::new(());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        // Base64 is always a valid field value.
+        if let Ok(accept) = HeaderValue::from_str(&accept_key(self.key.as_bytes())) {
+            headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        // Both came from the request's own field values (or are checked
+        // tokens), so they are valid field values; one that were not would
+        // be left out, and the client would see the protocol refused.
+        for (name, value) in [
+            (SEC_WEBSOCKET_PROTOCOL, protocol),
+            (SEC_WEBSOCKET_EXTENSIONS, extensions),
+        ] {
+            if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+                headers.insert(name, value);
+            }
+        }
+        response
     }
 }
 
-/// The 101 answer to an accepted request.
+/// The 101 answer to an accepted request, as bytes.
 pub struct ServerReply;
 
 impl ServerReply {
@@ -201,46 +241,63 @@ impl ServerReply {
         Self::accept_with_extensions(head, protocol, None)
     }
 
-    /// Like [`accept`](Self::accept), and answers `extensions` (the
-    /// `Sec-WebSocket-Extensions` value, such as the one
-    /// [`RequestHead::choose_deflate`] gives).
+    /// Like [`accept`](Self::accept), and answers `extensions` (see
+    /// [`UpgradeOffer::response`]).
     pub fn accept_with_extensions(
         head: &RequestHead,
         protocol: Option<&str>,
         extensions: Option<&str>,
     ) -> Vec<u8> {
-        let mut out = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n",
-            accept_key(head.key.as_bytes())
-        );
-        if let Some(protocol) = protocol {
-            out.push_str("Sec-WebSocket-Protocol: ");
-            out.push_str(protocol);
-            out.push_str("\r\n");
-        }
-        if let Some(extensions) = extensions {
-            out.push_str("Sec-WebSocket-Extensions: ");
-            out.push_str(extensions);
-            out.push_str("\r\n");
-        }
-        out.push_str("\r\n");
-        out.into_bytes()
+        write_response(&head.offer.response(protocol, extensions), b"")
     }
 }
 
 /// The answer to a request that is not an acceptable upgrade: the status,
 /// the reason as a plain-text body, and `Sec-WebSocket-Version: 13` so a
 /// client with another version knows what to use.
+pub fn rejection(status: StatusCode, reason: &str) -> Response<String> {
+    let mut response = Response::new(reason.to_owned());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// [`rejection`] as bytes to write on a connection that closes after it.
 pub fn reject_response(status: StatusCode, reason: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 {} {}\r\nSec-WebSocket-Version: 13\r\nConnection: close\r\nContent-Type: text/plain\r\n\
-         Content-Length: {}\r\n\r\n{reason}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        reason.len()
-    )
-    .into_bytes()
+    let mut response = rejection(status, reason);
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    write_response(&response, response.body().as_bytes())
+}
+
+/// A response as HTTP/1.1 bytes: the status line and fields of
+/// `response`, a `Content-Length` unless the status forbids a body or the
+/// fields already give one, and `body` (the response's own body is not
+/// looked at, so that `Response<()>` will do).
+pub fn write_response<B>(response: &Response<B>, body: &[u8]) -> Vec<u8> {
+    let status = response.status();
+    let mut out = Vec::with_capacity(160 + body.len());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    write_fields(&mut out, response.headers());
+    let bodiless = status.is_informational() || status == StatusCode::NO_CONTENT;
+    if !bodiless && !response.headers().contains_key(CONTENT_LENGTH) {
+        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    if !bodiless {
+        out.extend_from_slice(body);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -264,12 +321,14 @@ mod tests {
             request("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, superchat\r\n");
         buf.extend_from_slice(b"\x81");
         let head = parse_request(&mut buf).unwrap().unwrap();
-        assert_eq!(head.protocols, ["chat", "superchat"]);
+        assert_eq!(head.offer.protocols, ["chat", "superchat"]);
         assert_eq!(head.request.uri().path(), "/chat");
         assert_eq!(&buf[..], b"\x81");
         let reply = String::from_utf8(ServerReply::accept(&head, Some("chat"))).unwrap();
-        assert!(reply.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
-        assert!(reply.contains("Sec-WebSocket-Protocol: chat\r\n"));
+        assert!(reply.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(reply.contains("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(reply.contains("sec-websocket-protocol: chat\r\n"));
+        assert!(reply.ends_with("\r\n\r\n"));
     }
 
     #[test]
@@ -315,8 +374,8 @@ mod tests {
     }
 
     #[test]
-    fn the_checks_work_on_parts_that_never_were_bytes() {
-        let request = Request::get("/chat?room=1")
+    fn the_checks_work_on_requests_that_never_were_bytes() {
+        let mut request = Request::get("/chat?room=1")
             .header("host", "example.test")
             .header("upgrade", "WebSocket")
             .header("connection", "keep-alive, Upgrade")
@@ -324,33 +383,42 @@ mod tests {
             .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
             .header("sec-websocket-protocol", "a, b")
             .header("sec-websocket-protocol", "c")
-            .body(())
+            .header("sec-websocket-extensions", "permessage-deflate")
+            .body("any body type")
             .unwrap();
-        let (mut parts, ()) = request.into_parts();
-        let offer = check_upgrade(&parts).unwrap();
+        let offer = check_upgrade(&request).unwrap();
         assert_eq!(offer.protocols, ["a", "b", "c"]);
-        parts.headers.append(
+        assert!(offer.choose_deflate(&DeflateConfig::default()).is_some());
+        let response = offer.response(Some("b"), None);
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(
+            response.headers()["sec-websocket-accept"],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert_eq!(response.headers()["sec-websocket-protocol"], "b");
+        assert!(!response.headers().contains_key("sec-websocket-extensions"));
+        request.headers_mut().append(
             "sec-websocket-key",
             "dGhlIHNhbXBsZSBub25jZQ==".parse().unwrap(),
         );
-        let rejected = |parts: &Parts| match check_upgrade(parts) {
+        let rejected = |request: &Request<&str>| match check_upgrade(request) {
             Err(HandshakeError::Rejected { status, .. }) => status,
             other => panic!("{other:?}"),
         };
-        assert_eq!(rejected(&parts), StatusCode::BAD_REQUEST, "two keys");
-        parts.headers.remove("sec-websocket-key");
-        parts.headers.insert(
+        assert_eq!(rejected(&request), StatusCode::BAD_REQUEST, "two keys");
+        request.headers_mut().remove("sec-websocket-key");
+        request.headers_mut().insert(
             "sec-websocket-key",
             "dGhlIHNhbXBsZSBub25jZQ==".parse().unwrap(),
         );
-        parts.version = Version::HTTP_2;
-        assert_eq!(rejected(&parts), StatusCode::BAD_REQUEST, "not HTTP/1.1");
-        parts.version = Version::HTTP_11;
-        parts.method = Method::POST;
-        assert_eq!(rejected(&parts), StatusCode::METHOD_NOT_ALLOWED);
-        parts.method = Method::GET;
-        parts.headers.remove("upgrade");
-        assert_eq!(rejected(&parts), StatusCode::UPGRADE_REQUIRED);
+        *request.version_mut() = Version::HTTP_2;
+        assert_eq!(rejected(&request), StatusCode::BAD_REQUEST, "not HTTP/1.1");
+        *request.version_mut() = Version::HTTP_11;
+        *request.method_mut() = Method::POST;
+        assert_eq!(rejected(&request), StatusCode::METHOD_NOT_ALLOWED);
+        *request.method_mut() = Method::GET;
+        request.headers_mut().remove("upgrade");
+        assert_eq!(rejected(&request), StatusCode::UPGRADE_REQUIRED);
     }
 
     #[test]
@@ -374,5 +442,11 @@ mod tests {
         assert!(resp.parse(&bytes).unwrap().is_complete());
         assert_eq!(resp.code, Some(400));
         assert!(bytes.ends_with(b"\r\n\r\nnope"));
+        assert!(resp
+            .headers
+            .iter()
+            .any(|h| h.name == "content-length" && h.value == b"4"));
+        let switching = write_response(&Response::builder().status(101).body(()).unwrap(), b"");
+        assert_eq!(switching, b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
     }
 }

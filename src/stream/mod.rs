@@ -7,9 +7,13 @@ mod options;
 mod read_buffer;
 mod shared;
 mod timers;
+mod upgrade;
+mod verdict;
 mod waker_set;
 mod websocket;
 
 pub use halves::{Readable, Writable};
 pub use options::{Options, ServerOptions, DEFAULT_OPEN_TIMEOUT, DEFAULT_WRITE_HIGH_WATER};
+pub use upgrade::Upgrade;
+pub use verdict::{Acceptance, Rejection};
 pub use websocket::{CloseInfo, ClosedFuture, Opened, OpenedFuture, WebSocketStream};

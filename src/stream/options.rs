@@ -1,6 +1,8 @@
 //! What a connection can be configured with.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
 use super::timers::TimeoutConfig;
+use super::verdict::{Acceptance, Rejection};
 use crate::handshake::{validate_protocols, DeflateConfig, RESERVED_HEADERS};
 use crate::proto::Limits;
 use crate::proxy::{EnvProxy, Proxy};
@@ -281,11 +284,18 @@ impl fmt::Debug for Options {
 /// Chooses a subprotocol from the request and the client's offers.
 type ProtocolSelector = dyn Fn(&http::Request<()>, &[String]) -> Option<String> + Send + Sync;
 
+/// The future an accept hook returns.
+pub(crate) type HookFuture = Pin<Box<dyn Future<Output = Result<Acceptance, Rejection>> + Send>>;
+
+/// Decides, from the request, whether to accept an upgrade.
+pub(crate) type AcceptHook = dyn Fn(&http::Request<()>) -> HookFuture + Send + Sync;
+
 /// Options for [`WebSocketStream::accept`](crate::WebSocketStream::accept).
 #[derive(Clone)]
 pub struct ServerOptions {
     pub(crate) protocols: Vec<String>,
     pub(crate) selector: Option<Arc<ProtocolSelector>>,
+    pub(crate) hook: Option<Arc<AcceptHook>>,
     pub(crate) conn: ConnConfig,
     pub(crate) handshake_timeout: Duration,
 }
@@ -295,6 +305,7 @@ impl Default for ServerOptions {
         Self {
             protocols: Vec::new(),
             selector: None,
+            hook: None,
             conn: ConnConfig::default(),
             handshake_timeout: DEFAULT_OPEN_TIMEOUT,
         }
@@ -324,10 +335,54 @@ impl ServerOptions {
         self
     }
 
-    /// The limit on reading the client's request and answering it (default
-    /// 10 s), so a client that drips its request cannot hold a task
-    /// forever; `accept` then fails with
-    /// [`Timeout::Open`](crate::Timeout::Open).
+    /// Decides, asynchronously, whether to accept each upgrade request that
+    /// [`WebSocketStream::accept`](crate::WebSocketStream::accept) reads:
+    /// check a cookie or token against a database, check the `Origin`,
+    /// route by path. The hook sees the request once it has passed the
+    /// WebSocket checks, and answers with an [`Acceptance`] (extra response
+    /// fields such as `Set-Cookie`, and the subprotocol if it chooses) or a
+    /// [`Rejection`] (any status, fields and body), which `accept` sends
+    /// and reports as [`HandshakeError::Rejected`](crate::handshake::HandshakeError::Rejected).
+    ///
+    /// The hook runs within [`handshake_timeout`](Self::handshake_timeout).
+    /// One that panics fails only its connection: the client gets a 500
+    /// and `accept` a [`HandshakeError::Rejected`](crate::handshake::HandshakeError::Rejected)
+    /// with status 500. The hook is called with a borrowed request and
+    /// returns a `'static` future: copy out what the future needs.
+    ///
+    /// Servers on hyper or axum need no hook: they have the request before
+    /// they upgrade it ([`Upgrade::new`](crate::Upgrade::new)).
+    ///
+    /// ```
+    /// use http::{header, HeaderValue, StatusCode};
+    /// use wsstream::{Acceptance, Rejection, ServerOptions};
+    ///
+    /// let options = ServerOptions::default().accept_hook(|request| {
+    ///     let origin = request.headers().get(header::ORIGIN).cloned();
+    ///     async move {
+    ///         match origin {
+    ///             Some(origin) if origin == "https://app.example" => Ok(Acceptance::new()
+    ///                 .header(header::SET_COOKIE, HeaderValue::from_static("seen=1"))),
+    ///             _ => Err(Rejection::new(StatusCode::FORBIDDEN).body("unknown origin")),
+    ///         }
+    ///     }
+    /// });
+    /// ```
+    pub fn accept_hook<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(&http::Request<()>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Acceptance, Rejection>> + Send + 'static,
+    {
+        self.hook = Some(Arc::new(move |request| Box::pin(hook(request))));
+        self
+    }
+
+    /// The limit on reading the client's request, running the accept hook
+    /// and answering (default 10 s), so a client that drips its request
+    /// cannot hold a task forever; `accept` then fails with
+    /// [`Timeout::Open`](crate::Timeout::Open). On hyper and axum, it
+    /// bounds the wait for the upgraded connection after the `101`; reading
+    /// the request is the server's (hyper's `header_read_timeout`).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -349,6 +404,7 @@ impl fmt::Debug for ServerOptions {
         f.debug_struct("ServerOptions")
             .field("protocols", &self.protocols)
             .field("selector", &self.selector.is_some())
+            .field("hook", &self.hook.is_some())
             .field("conn", &self.conn)
             .field("handshake_timeout", &self.handshake_timeout)
             .finish()

@@ -531,11 +531,7 @@ mod tests {
         // The handle, as `connect` holds it while the open runs.
         let _handle = Opener::new(shared.clone());
         let (ours, _peer) = tokio::io::duplex(64);
-        let negotiated = Negotiated {
-            protocol: None,
-            extensions: String::new(),
-            deflate: None,
-        };
+        let negotiated = Negotiated::default();
         let established = Established::new(
             Box::pin(ours),
             Role::Client,

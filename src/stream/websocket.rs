@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use tokio_util::sync::CancellationToken;
 
 use super::halves::{Readable, Writable};
-use super::open;
+use super::open::{self, Established};
 use super::options::{Options, ServerOptions};
 use super::shared::{Opener, Shared};
 use crate::handshake::Target;
@@ -44,6 +44,10 @@ pub struct Opened {
     /// The negotiated extensions, as the `Sec-WebSocket-Extensions` value
     /// (empty when none).
     pub extensions: String,
+    /// The `101 Switching Protocols` response, status and fields
+    /// (`Set-Cookie`, say): on a client, as the server sent it; on a
+    /// server, as it was sent.
+    pub response: http::Response<()>,
 }
 
 /// `Opened` is also a `Stream` and a `Sink` (its readable and writable), so
@@ -185,14 +189,18 @@ impl WebSocketStream {
         if !open::runtime_ready() {
             return Err(Error::NoRuntime);
         }
-        let (established, request) = open::server::accept(Box::pin(io), &options).await?;
+        open::server::accept(Box::pin(io), &options).await
+    }
+
+    /// The server side of a connection whose handshake is done.
+    pub(crate) fn established(established: Established, request: http::Request<()>) -> Self {
         let shared = Shared::new(CancellationToken::new());
         let ws = Self {
             opener: Opener::new(shared.clone()),
             request: Some(request),
         };
         shared.finish_opening(Ok(established));
-        Ok(ws)
+        ws
     }
 
     /// WHATWG's `opened`: resolves to the readable and writable halves and
@@ -289,6 +297,7 @@ impl Future for OpenedFuture {
                 writable: Writable::new(shared),
                 protocol: negotiated.protocol,
                 extensions: negotiated.extensions,
+                response: negotiated.response,
             })
         }))
     }

@@ -1,11 +1,11 @@
 //! The client's way in: connect, TLS for `wss`, and the HTTP/1.1 upgrade.
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::{read_head, Established};
-use crate::handshake::{ClientHandshake, Target};
+use crate::handshake::{BodyCollector, ClientHandshake, HandshakeError, Target};
 use crate::proto::Role;
 use crate::stream::options::Options;
 use crate::transport::{BoxedTransport, Endpoint};
@@ -53,7 +53,21 @@ async fn handshake(
     io.write_all(handshake.request()).await?;
     io.flush().await?;
     let mut buf = BytesMut::with_capacity(4096);
-    let negotiated = read_head(&mut io, &mut buf, |buf| handshake.read_response(buf)).await??;
+    let negotiated = match read_head(&mut io, &mut buf, |buf| handshake.read_response(buf)).await? {
+        Ok(negotiated) => negotiated,
+        Err(HandshakeError::Status {
+            status, headers, ..
+        }) => {
+            let body = read_refusal_body(&mut io, &mut buf, status, &headers, deadline).await;
+            return Err(HandshakeError::Status {
+                status,
+                headers,
+                body,
+            }
+            .into());
+        }
+        Err(err) => return Err(err.into()),
+    };
     Ok(Established::new(
         io,
         Role::Client,
@@ -62,6 +76,35 @@ async fn handshake(
         negotiated,
     ))
 }
+
+/// Reads what the server sends of a refusal's body, up to
+/// [`MAX_REFUSAL_BODY`](crate::handshake::MAX_REFUSAL_BODY), for at most
+/// 1 s and never past the open deadline: the refusal is reported with
+/// whatever part of its body arrived.
+async fn read_refusal_body(
+    io: &mut BoxedTransport,
+    buf: &mut BytesMut,
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    deadline: tokio::time::Instant,
+) -> bytes::Bytes {
+    let mut body = BodyCollector::new(status, headers);
+    let until = deadline.min(tokio::time::Instant::now() + REFUSAL_BODY_WAIT);
+    let read = async {
+        while !body.feed(buf) {
+            buf.reserve(4096);
+            match io.read_buf(buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout_at(until, read).await;
+    body.finish()
+}
+
+/// How long a refusal's body may take to arrive.
+const REFUSAL_BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Opens the byte stream with the configured connector and, for `wss`,
 /// TLS to the server over it.

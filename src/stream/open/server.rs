@@ -1,22 +1,27 @@
-//! The raw-socket server's way in: read the upgrade request, check it, and
-//! answer with 101 or a rejection.
+//! The raw-socket server's way in: read the upgrade request, check it, ask
+//! the accept hook, and answer with 101 or a rejection. The checks and the
+//! answers are [`Upgrade`]'s and [`Rejection`]'s, as on hyper and axum.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-use super::{read_head, Established};
-use crate::handshake::{parse_request, reject_response, HandshakeError, Negotiated, ServerReply};
-use crate::proto::Role;
-use crate::stream::options::ServerOptions;
+use super::read_head;
+use crate::handshake::{check_upgrade, parse_request_head, write_response};
+use crate::stream::options::{AcceptHook, ServerOptions};
+use crate::stream::upgrade::{check_acceptance, Upgrade};
+use crate::stream::verdict::{Acceptance, Rejection};
+use crate::stream::websocket::WebSocketStream;
 use crate::transport::BoxedTransport;
 use crate::{Error, Timeout};
 
 /// Answers a client's opening handshake on `io` within the handshake
-/// timeout; returns the open connection and the request it answered.
+/// timeout; returns the open connection.
 pub(crate) async fn accept(
     io: BoxedTransport,
     options: &ServerOptions,
-) -> Result<(Established, http::Request<()>), Error> {
+) -> Result<WebSocketStream, Error> {
     tokio::time::timeout(options.handshake_timeout, handshake(io, options))
         .await
         .unwrap_or(Err(Error::Timeout(Timeout::Open)))
@@ -26,49 +31,81 @@ pub(crate) async fn accept(
 async fn handshake(
     mut io: BoxedTransport,
     options: &ServerOptions,
-) -> Result<(Established, http::Request<()>), Error> {
+) -> Result<WebSocketStream, Error> {
     let mut buf = BytesMut::with_capacity(4096);
-    let head = match read_head(&mut io, &mut buf, parse_request).await? {
-        Ok(head) => head,
-        Err(err) => return Err(reject(&mut io, err).await),
+    let checked = match read_head(&mut io, &mut buf, parse_request_head).await? {
+        Ok(request) => check_upgrade(&request).map(|offer| (request, offer)),
+        Err(err) => Err(err),
     };
-    let protocol = options.choose(&head.request, &head.protocols);
-    let deflate = options
-        .conn
-        .deflate
-        .and_then(|policy| head.choose_deflate(&policy));
-    let answer = deflate.as_ref().map(|(_, answer)| answer.as_str());
-    io.write_all(&ServerReply::accept_with_extensions(
-        &head,
-        protocol.as_deref(),
-        answer,
-    ))
-    .await?;
+    let (request, offer) = match checked {
+        Ok(checked) => checked,
+        Err(err) => return Err(refuse(&mut io, Rejection::from(&err), err.into()).await),
+    };
+    let acceptance = match &options.hook {
+        None => Acceptance::new(),
+        Some(hook) => match ask(&**hook, &request).await {
+            Ok(acceptance) => acceptance,
+            Err(rejection) => {
+                return Err(refuse(&mut io, rejection.clone(), rejection.into()).await)
+            }
+        },
+    };
+    if let Err(err) = check_acceptance(&acceptance) {
+        let rejection = Rejection::server_error("the accept hook set a reserved header");
+        return Err(refuse(&mut io, rejection, err).await);
+    }
+    let upgrade = Upgrade::negotiate(request, &offer, options, acceptance);
+    io.write_all(&write_response(upgrade.response(), b""))
+        .await?;
     io.flush().await?;
-    let (deflate, extensions) = deflate.unzip();
-    let negotiated = Negotiated {
-        protocol,
-        extensions: extensions.unwrap_or_default(),
-        deflate,
-    };
-    let established = Established::new(io, Role::Server, options.conn, buf, negotiated);
-    Ok((established, head.request))
+    Ok(upgrade.establish(io, buf))
 }
 
-/// Answers a request we will not upgrade, then reports why: the status of
-/// a [`HandshakeError::Rejected`], 431 for a head too large or with too
-/// many fields, 400 for anything else malformed.
-async fn reject(io: &mut BoxedTransport, err: HandshakeError) -> Error {
-    let (status, reason) = match &err {
-        HandshakeError::Rejected { status, reason } => (*status, *reason),
-        HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => (
-            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request head too large",
-        ),
-        _ => (http::StatusCode::BAD_REQUEST, "malformed request"),
+/// Runs the accept hook; a panic, in the call or in its future, refuses
+/// the request with a 500 instead of unwinding through the caller.
+async fn ask(hook: &AcceptHook, request: &http::Request<()>) -> Result<Acceptance, Rejection> {
+    let Ok(mut decision) = catch_unwind(AssertUnwindSafe(|| hook(request))) else {
+        return Err(Rejection::hook_panicked());
     };
+    std::future::poll_fn(|cx| {
+        catch_unwind(AssertUnwindSafe(|| {
+            std::future::Future::poll(decision.as_mut(), cx)
+        }))
+        .unwrap_or_else(|_| std::task::Poll::Ready(Err(Rejection::hook_panicked())))
+    })
+    .await
+}
+
+/// Sends `rejection` and closes the connection, then reports `err`.
+async fn refuse(io: &mut BoxedTransport, rejection: Rejection, err: Error) -> Error {
+    let mut response = rejection.into_response();
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
     // The peer may already be gone; the error we report is the same.
-    let _ = io.write_all(&reject_response(status, reason)).await;
+    let _ = io
+        .write_all(&write_response(&response, response.body()))
+        .await;
     let _ = io.shutdown().await;
-    err.into()
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hook that panics when called, or when its future is polled.
+    #[tokio::test]
+    async fn a_panicking_hook_is_a_500_not_an_unwind() {
+        let request = http::Request::new(());
+        let in_call: Box<AcceptHook> = Box::new(|_| panic!("in the call"));
+        let in_future: Box<AcceptHook> = Box::new(|_| Box::pin(async { panic!("in the future") }));
+        for hook in [in_call, in_future] {
+            let rejection = ask(&*hook, &request).await.unwrap_err();
+            assert_eq!(rejection.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        let fine: Box<AcceptHook> = Box::new(|_| Box::pin(async { Ok(Acceptance::new()) }));
+        assert!(ask(&*fine, &request).await.is_ok());
+    }
 }

@@ -1,0 +1,169 @@
+//! [`Upgrade`]: a WebSocket upgrade request checked and answered as `http`
+//! types, for servers that parse HTTP themselves (hyper, axum, anything
+//! that hands over the connection after the response). The raw-socket
+//! `accept` is built on it too.
+
+use std::fmt;
+
+use bytes::BytesMut;
+use http::{Request, Response};
+
+use super::open::{self, Established};
+use super::options::{ConnConfig, ServerOptions};
+use super::verdict::{Acceptance, Rejection};
+use super::websocket::WebSocketStream;
+use crate::handshake::{check_upgrade, Negotiated, UpgradeOffer, RESERVED_HEADERS};
+use crate::proto::Role;
+use crate::transport::{BoxedTransport, Transport};
+use crate::Error;
+
+/// A WebSocket upgrade request, checked and negotiated under
+/// [`ServerOptions`]: the `101` response to send and, once the transport
+/// is upgraded, the connection.
+///
+/// ```
+/// use wsstream::{ServerOptions, Upgrade};
+///
+/// let request = http::Request::get("/chat")
+///     .header("host", "example.test")
+///     .header("upgrade", "websocket")
+///     .header("connection", "Upgrade")
+///     .header("sec-websocket-version", "13")
+///     .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+///     .header("sec-websocket-protocol", "chat, superchat")
+///     .body(())?;
+/// let upgrade = Upgrade::new(&request, &ServerOptions::default().protocols(["superchat"]))?;
+/// assert_eq!(upgrade.response().status(), 101);
+/// assert_eq!(upgrade.response().headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// assert_eq!(upgrade.protocol(), Some("superchat"));
+///
+/// let not_websocket = http::Request::get("/chat").header("host", "example.test").body(())?;
+/// let rejection = Upgrade::new(&not_websocket, &ServerOptions::default()).unwrap_err();
+/// assert_eq!(rejection.status(), 426);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Upgrade {
+    request: Request<()>,
+    negotiated: Negotiated,
+    conn: ConnConfig,
+}
+
+impl Upgrade {
+    /// Checks that `request` is a WebSocket upgrade (method, version,
+    /// `Host`, `Upgrade`, `Connection`, `Sec-WebSocket-Version`, key),
+    /// chooses the subprotocol and negotiates permessage-deflate as
+    /// `options` say, and builds the `101` response. A request that is not
+    /// an acceptable upgrade gives the [`Rejection`] to answer it with (the
+    /// same statuses as [`WebSocketStream::accept`]).
+    ///
+    /// Any body type will do: the request's head is copied (method, URI,
+    /// version, fields; not its extensions) and kept for
+    /// [`WebSocketStream::request`]. The options' accept hook is not run:
+    /// the caller has the request and decides before calling this.
+    pub fn new<B>(request: &Request<B>, options: &ServerOptions) -> Result<Self, Rejection> {
+        let offer = check_upgrade(request).map_err(|err| Rejection::from(&err))?;
+        let mut head = Request::new(());
+        *head.method_mut() = request.method().clone();
+        *head.uri_mut() = request.uri().clone();
+        *head.version_mut() = request.version();
+        *head.headers_mut() = request.headers().clone();
+        Ok(Self::negotiate(head, &offer, options, Acceptance::new()))
+    }
+
+    /// Chooses the subprotocol (the acceptance's, else the options') and
+    /// permessage-deflate, and builds the response with the acceptance's
+    /// extra fields. Those must not be fields the handshake sets:
+    /// [`check_acceptance`] says so first.
+    pub(crate) fn negotiate(
+        request: Request<()>,
+        offer: &UpgradeOffer,
+        options: &ServerOptions,
+        acceptance: Acceptance,
+    ) -> Self {
+        let protocol = match acceptance.protocol {
+            Some(chosen) => Some(chosen).filter(|p| offer.protocols.contains(p)),
+            None => options.choose(&request, &offer.protocols),
+        };
+        let deflate = options
+            .conn
+            .deflate
+            .and_then(|policy| offer.choose_deflate(&policy));
+        let (deflate, extensions) = deflate.unzip();
+        let mut response = offer.response(protocol.as_deref(), extensions.as_deref());
+        response.headers_mut().extend(acceptance.headers);
+        Self {
+            request,
+            negotiated: Negotiated {
+                protocol,
+                extensions: extensions.unwrap_or_default(),
+                deflate,
+                response,
+            },
+            conn: options.conn,
+        }
+    }
+
+    /// The `101 Switching Protocols` response to send: `Upgrade`,
+    /// `Connection`, `Sec-WebSocket-Accept`, and the subprotocol and
+    /// extensions chosen.
+    pub fn response(&self) -> &Response<()> {
+        &self.negotiated.response
+    }
+
+    /// The subprotocol chosen, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.negotiated.protocol.as_deref()
+    }
+
+    /// The extensions agreed, as the `Sec-WebSocket-Extensions` value
+    /// (empty when none).
+    pub fn extensions(&self) -> &str {
+        &self.negotiated.extensions
+    }
+
+    /// The request's head.
+    pub fn request(&self) -> &Request<()> {
+        &self.request
+    }
+
+    /// Starts the connection over `io`, the transport after the `101` was
+    /// sent on it (hyper's upgraded connection, say, through
+    /// `hyper_util::rt::TokioIo`). Its [`opened`](WebSocketStream::opened)
+    /// resolves at once. Fails only outside a tokio runtime with the time
+    /// driver ([`Error::NoRuntime`]).
+    pub fn open<T: Transport>(self, io: T) -> Result<WebSocketStream, Error> {
+        if !open::runtime_ready() {
+            return Err(Error::NoRuntime);
+        }
+        Ok(self.establish(Box::pin(io), BytesMut::new()))
+    }
+
+    /// The connection over `io`, where `leftover` holds what was read past
+    /// the request.
+    pub(crate) fn establish(self, io: BoxedTransport, leftover: BytesMut) -> WebSocketStream {
+        let established = Established::new(io, Role::Server, self.conn, leftover, self.negotiated);
+        WebSocketStream::established(established, self.request)
+    }
+}
+
+/// Refuses an acceptance that sets a field the handshake sets itself.
+pub(crate) fn check_acceptance(acceptance: &Acceptance) -> Result<(), Error> {
+    match acceptance
+        .headers
+        .keys()
+        .find(|name| RESERVED_HEADERS.contains(&name.as_str()) || *name == "sec-websocket-accept")
+    {
+        Some(name) => Err(Error::ReservedHeader(name.clone())),
+        None => Ok(()),
+    }
+}
+
+impl fmt::Debug for Upgrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upgrade")
+            .field("uri", self.request.uri())
+            .field("protocol", &self.negotiated.protocol)
+            .field("extensions", &self.negotiated.extensions)
+            .finish_non_exhaustive()
+    }
+}
