@@ -1,9 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod codec;
 mod error;
 pub mod handshake;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod proto;
 pub mod proxy;
 mod stream;
