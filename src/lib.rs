@@ -25,6 +25,10 @@ pub use stream::{
 #[cfg(doctest)]
 #[doc = include_str!("../docs/proxies.md")]
 pub struct ProxyGuide;
+/// The guide's server chapter, compiled and run as doctests.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../docs/servers.md")]
+pub struct ServerGuide;
 
 /// Re-exported for [`Options::signal`]: WHATWG's `AbortSignal`.
 pub use tokio_util::sync::CancellationToken;

@@ -225,7 +225,7 @@ fn call(browser: &Browser, function: &str, args: Value) -> Value {
 async fn chromium_talks_to_wsstream_over_websocket_and_websocketstream() {
     let seen = Seen::default();
     let base = start_page_server(seen.clone()).await;
-    let Some((socket, stream, server_closed)) = with_browser(move |browser| {
+    let Some((socket, stream, server_closed, unmatched)) = with_browser(move |browser| {
         browser.goto(&format!("http://{base}/"));
         let echo = json!([format!("ws://{base}/ws/echo")]);
         let socket = call(browser, "websocketEcho", echo.clone());
@@ -235,7 +235,12 @@ async fn chromium_talks_to_wsstream_over_websocket_and_websocketstream() {
             "serverCloses",
             json!([format!("ws://{base}/ws/bye")]),
         );
-        (socket, stream, server_closed)
+        let unmatched = call(
+            browser,
+            "unmatchedProtocols",
+            json!([format!("ws://{base}/ws/echo")]),
+        );
+        (socket, stream, server_closed, unmatched)
     })
     .await
     else {
@@ -284,6 +289,9 @@ async fn chromium_talks_to_wsstream_over_websocket_and_websocketstream() {
         server_closed,
         json!({"code": 4002, "reason": "server says bye", "wasClean": true})
     );
+    // A browser that offered subprotocols refuses a 101 that names none
+    // (docs/servers.md says so; this is where it is checked).
+    assert_eq!(unmatched, "failed");
     // The server's side of the same connections.
     let extensions = seen.wait_for("echo extensions").await;
     assert!(extensions.contains("permessage-deflate"), "{extensions}");
