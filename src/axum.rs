@@ -41,9 +41,10 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::Request;
 
-use crate::handshake::check_upgrade;
+use crate::handshake::{check_upgrade, UpgradeOffer};
 use crate::hyper::{take_on_upgrade, Upgrading};
-use crate::{Error, Rejection, ServerOptions, Upgrade, WebSocketStream};
+use crate::stream::copy_head;
+use crate::{Acceptance, Error, Rejection, ServerOptions, Upgrade, WebSocketStream};
 
 /// What to do when the connection cannot be taken over after the `101`.
 type FailedUpgrade = Box<dyn FnOnce(Error) + Send>;
@@ -52,7 +53,7 @@ type FailedUpgrade = Box<dyn FnOnce(Error) + Send>;
 /// answers it.
 pub struct WebSocketUpgrade {
     request: Request<()>,
-    offered: Vec<String>,
+    offer: UpgradeOffer,
     on_upgrade: OnUpgrade,
     options: ServerOptions,
     on_failed: Option<FailedUpgrade>,
@@ -62,16 +63,12 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Rejection> {
-        let mut request = Request::new(());
-        *request.method_mut() = parts.method.clone();
-        *request.uri_mut() = parts.uri.clone();
-        *request.version_mut() = parts.version;
-        *request.headers_mut() = parts.headers.clone();
+        let request = copy_head(&parts.method, &parts.uri, parts.version, &parts.headers);
         let offer = check_upgrade(&request).map_err(|err| Rejection::from(&err))?;
         let on_upgrade = take_on_upgrade(&mut parts.extensions)?;
         Ok(Self {
             request,
-            offered: offer.protocols,
+            offer,
             on_upgrade,
             options: ServerOptions::default(),
             on_failed: None,
@@ -103,7 +100,7 @@ impl WebSocketUpgrade {
 
     /// The subprotocols the client offered, in its order of preference.
     pub fn offered_protocols(&self) -> &[String] {
-        &self.offered
+        &self.offer.protocols
     }
 
     /// The request's head: method, URI, version and fields (`Origin`,
@@ -128,10 +125,9 @@ impl WebSocketUpgrade {
         F: FnOnce(WebSocketStream) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let upgrade = match Upgrade::new(&self.request, &self.options) {
-            Ok(upgrade) => upgrade,
-            Err(rejection) => return IntoResponse::into_response(rejection),
-        };
+        // Checked by the extractor: only the negotiation is left.
+        let upgrade =
+            Upgrade::negotiate(self.request, &self.offer, &self.options, Acceptance::new());
         let response = upgrade.response().clone().map(|()| Body::empty());
         let upgrading = Upgrading::new(self.on_upgrade, upgrade, self.options.handshake_timeout);
         let on_failed = self.on_failed;
@@ -153,7 +149,7 @@ impl fmt::Debug for WebSocketUpgrade {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketUpgrade")
             .field("uri", self.request.uri())
-            .field("offered", &self.offered)
+            .field("offered", &self.offer.protocols)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }

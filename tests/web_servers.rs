@@ -50,14 +50,25 @@ async fn hyper_echo_server(listener: TcpListener, options: ServerOptions) {
                 Ok::<_, hyper::Error>(response)
             }
         });
-        tokio::spawn(
-            http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_millis(500))
-                .serve_connection(TokioIo::new(tcp), service)
-                .with_upgrades(),
-        );
+        tokio::spawn(serve_http1(tcp, service));
     }
+}
+
+/// Serves `tcp` with hyper's HTTP/1, upgrades on, and a 500 ms limit on
+/// reading a request head, as docs/servers.md advises.
+async fn serve_http1<S, B>(tcp: tokio::net::TcpStream, service: S) -> Result<(), hyper::Error>
+where
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = hyper::Response<B>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(500))
+        .serve_connection(TokioIo::new(tcp), service)
+        .with_upgrades()
+        .await
 }
 
 async fn start_hyper(options: ServerOptions) -> String {
@@ -249,13 +260,7 @@ async fn a_dripping_client_is_cut_when_axum_is_served_with_a_header_timeout() {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
             let service = hyper_util::service::TowerToHyperService::new(app.clone());
-            tokio::spawn(
-                http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_millis(500))
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .with_upgrades(),
-            );
+            tokio::spawn(serve_http1(tcp, service));
         }
     });
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -14,6 +14,8 @@ mod websocket;
 
 pub use halves::{Readable, Writable};
 pub use options::{Options, ServerOptions, DEFAULT_OPEN_TIMEOUT, DEFAULT_WRITE_HIGH_WATER};
+#[cfg(feature = "axum")]
+pub(crate) use upgrade::copy_head;
 pub use upgrade::Upgrade;
 pub use verdict::{Acceptance, Rejection};
 pub use websocket::{CloseInfo, ClosedFuture, Opened, OpenedFuture, WebSocketStream};

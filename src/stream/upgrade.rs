@@ -6,7 +6,7 @@
 use std::fmt;
 
 use bytes::BytesMut;
-use http::{Request, Response};
+use http::{HeaderMap, Method, Request, Response, Uri, Version};
 
 use super::open::{self, Established};
 use super::options::{ConnConfig, ServerOptions};
@@ -62,11 +62,12 @@ impl Upgrade {
     /// the caller has the request and decides before calling this.
     pub fn new<B>(request: &Request<B>, options: &ServerOptions) -> Result<Self, Rejection> {
         let offer = check_upgrade(request).map_err(|err| Rejection::from(&err))?;
-        let mut head = Request::new(());
-        *head.method_mut() = request.method().clone();
-        *head.uri_mut() = request.uri().clone();
-        *head.version_mut() = request.version();
-        *head.headers_mut() = request.headers().clone();
+        let head = copy_head(
+            request.method(),
+            request.uri(),
+            request.version(),
+            request.headers(),
+        );
         Ok(Self::negotiate(head, &offer, options, Acceptance::new()))
     }
 
@@ -144,6 +145,22 @@ impl Upgrade {
         let established = Established::new(io, Role::Server, self.conn, leftover, self.negotiated);
         WebSocketStream::established(established, self.request)
     }
+}
+
+/// A request's head without its body or extensions: what [`Upgrade`]
+/// keeps for [`WebSocketStream::request`].
+pub(crate) fn copy_head(
+    method: &Method,
+    uri: &Uri,
+    version: Version,
+    headers: &HeaderMap,
+) -> Request<()> {
+    let mut head = Request::new(());
+    *head.method_mut() = method.clone();
+    *head.uri_mut() = uri.clone();
+    *head.version_mut() = version;
+    *head.headers_mut() = headers.clone();
+    head
 }
 
 /// Refuses an acceptance that sets a field the handshake sets itself.
