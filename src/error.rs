@@ -31,6 +31,11 @@ pub enum Error {
     /// `wss` was asked for, but TLS is not available: the `tls` feature is
     /// off, or no root certificates are configured.
     TlsUnavailable(&'static str),
+    /// HTTP/2 was required
+    /// ([`HttpVersion::RequireHttp2`](crate::HttpVersion::RequireHttp2))
+    /// and cannot be had: says why (no `h2` by ALPN, no extended CONNECT,
+    /// a `ws` URL without prior knowledge).
+    Http2Unavailable(&'static str),
     /// The connection was started outside a tokio runtime, or in one built
     /// without the time driver (`enable_time`), which keepalive and timeouts
     /// need.
@@ -107,6 +112,7 @@ impl fmt::Display for Error {
             }
             Self::CloseReasonTooLong(len) => write!(f, "close reason of {len} bytes exceeds 123"),
             Self::TlsUnavailable(why) => write!(f, "TLS unavailable: {why}"),
+            Self::Http2Unavailable(why) => write!(f, "HTTP/2 unavailable: {why}"),
             Self::NoRuntime => f.write_str("no tokio runtime with I/O and time enabled"),
             Self::InvalidProxy(why) => write!(f, "invalid proxy: {why}"),
             Self::Proxy(_) => f.write_str("proxy failed"),

@@ -3,6 +3,9 @@
 use std::fmt::Write as _;
 
 use bytes::{Buf, BytesMut};
+use http::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::deflate::{DeflateConfig, DeflateParams};
@@ -13,7 +16,7 @@ use super::target::Target;
 use super::tokens::has_token;
 use super::MAX_HEADERS;
 
-/// What the server agreed to.
+/// What the two sides agreed to in the opening handshake.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Negotiated {
@@ -24,8 +27,9 @@ pub struct Negotiated {
     pub extensions: String,
     /// The permessage-deflate parameters, when it was negotiated.
     pub deflate: Option<DeflateParams>,
-    /// The `101 Switching Protocols` response: as the server sent it on a
-    /// client, as this side sent it on a server.
+    /// The accepting response: as the server sent it on a client, as this
+    /// side sent it on a server. `101 Switching Protocols` over HTTP/1.1;
+    /// `200` over HTTP/2 (RFC 8441), with the version `HTTP/2.0`.
     pub response: http::Response<()>,
 }
 
@@ -34,8 +38,7 @@ pub struct Negotiated {
 pub struct ClientHandshake {
     request: Vec<u8>,
     accept: String,
-    protocols: Vec<String>,
-    deflate: Option<DeflateConfig>,
+    offer: ClientOffer,
 }
 
 impl ClientHandshake {
@@ -79,8 +82,10 @@ impl ClientHandshake {
         Ok(Self {
             request,
             accept: accept_key(key.as_bytes()),
-            protocols: protocols.to_vec(),
-            deflate,
+            offer: ClientOffer {
+                protocols: protocols.to_vec(),
+                deflate,
+            },
         })
     }
 
@@ -104,46 +109,66 @@ impl ClientHandshake {
         let status = StatusCode::from_u16(response.code.unwrap_or(0))
             .map_err(|_| HandshakeError::Malformed(httparse::Error::Status))?;
         let headers = header_map(response.headers);
-        let result = if status == StatusCode::SWITCHING_PROTOCOLS {
-            self.check(response.headers).map(|mut negotiated| {
-                *negotiated.response.status_mut() = status;
-                *negotiated.response.headers_mut() = headers;
-                negotiated
-            })
-        } else {
-            Err(HandshakeError::Status {
+        buf.advance(head_len);
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(HandshakeError::Status {
                 status,
                 headers: Box::new(headers),
                 body: bytes::Bytes::new(),
-            })
-        };
-        buf.advance(head_len);
-        result.map(Some)
+            });
+        }
+        self.check_upgrade_fields(&headers)?;
+        self.offer.negotiate(status, headers).map(Some)
     }
 
-    fn check(&self, fields: &[httparse::Header<'_>]) -> Result<Negotiated, HandshakeError> {
-        let find = |name: &'static str| {
-            fields
+    /// The fields that make a 101 an answer to this request (RFC 6455
+    /// §4.1): `Upgrade`, `Connection`, and the accept key.
+    fn check_upgrade_fields(&self, headers: &HeaderMap) -> Result<(), HandshakeError> {
+        let any = |name: HeaderName, token: &str| {
+            headers
+                .get_all(name)
                 .iter()
-                .filter(move |h| h.name.eq_ignore_ascii_case(name))
+                .any(|value| has_token(value.as_bytes(), token))
         };
-        if !find("upgrade").any(|h| has_token(h.value, "websocket")) {
+        if !any(UPGRADE, "websocket") {
             return Err(bad("Upgrade", "missing or not \"websocket\""));
         }
-        if !find("connection").any(|h| has_token(h.value, "upgrade")) {
+        if !any(CONNECTION, "upgrade") {
             return Err(bad("Connection", "missing or without \"Upgrade\""));
         }
-        let mut accepts = find("sec-websocket-accept");
+        let mut accepts = headers.get_all(SEC_WEBSOCKET_ACCEPT).iter();
         match (accepts.next(), accepts.next()) {
-            (Some(h), None) if h.value.trim_ascii() == self.accept.as_bytes() => {}
-            (None, _) => return Err(bad("Sec-WebSocket-Accept", "missing")),
-            _ => return Err(bad("Sec-WebSocket-Accept", "does not match the key")),
+            (Some(value), None) if value.as_bytes().trim_ascii() == self.accept.as_bytes() => {
+                Ok(())
+            }
+            (None, _) => Err(bad("Sec-WebSocket-Accept", "missing")),
+            _ => Err(bad("Sec-WebSocket-Accept", "does not match the key")),
         }
-        let mut protocols = find("sec-websocket-protocol");
+    }
+}
+
+/// What a client offered besides the handshake's own fields: the
+/// subprotocols and permessage-deflate. An answer's choice of both is
+/// checked against it the same way over HTTP/1.1 and HTTP/2.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientOffer {
+    pub(crate) protocols: Vec<String>,
+    pub(crate) deflate: Option<DeflateConfig>,
+}
+
+impl ClientOffer {
+    /// Checks the subprotocol and extensions of an accepting answer
+    /// (`status`, `headers`) against the offer.
+    pub(crate) fn negotiate(
+        &self,
+        status: StatusCode,
+        headers: HeaderMap,
+    ) -> Result<Negotiated, HandshakeError> {
+        let mut protocols = headers.get_all(SEC_WEBSOCKET_PROTOCOL).iter();
         let protocol = match (protocols.next(), protocols.next()) {
             (None, _) => None,
-            (Some(h), None) => {
-                let chosen = std::str::from_utf8(h.value)
+            (Some(value), None) => {
+                let chosen = std::str::from_utf8(value.as_bytes())
                     .map_err(|_| bad("Sec-WebSocket-Protocol", "not UTF-8"))?
                     .trim();
                 if !self.protocols.iter().any(|p| p == chosen) {
@@ -154,8 +179,8 @@ impl ClientHandshake {
             (Some(_), Some(_)) => return Err(bad("Sec-WebSocket-Protocol", "sent more than once")),
         };
         let mut extensions = Vec::new();
-        for h in find("sec-websocket-extensions") {
-            let value = std::str::from_utf8(h.value)
+        for value in headers.get_all(SEC_WEBSOCKET_EXTENSIONS) {
+            let value = std::str::from_utf8(value.as_bytes())
                 .map_err(|_| bad("Sec-WebSocket-Extensions", "not UTF-8"))?
                 .trim();
             if !value.is_empty() {
@@ -175,16 +200,19 @@ impl ClientHandshake {
                 })?)
             }
         };
+        let mut response = http::Response::new(());
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
         Ok(Negotiated {
             protocol,
             extensions,
             deflate,
-            response: http::Response::default(),
+            response,
         })
     }
 }
 
-fn bad(name: &'static str, problem: &'static str) -> HandshakeError {
+pub(super) fn bad(name: &'static str, problem: &'static str) -> HandshakeError {
     HandshakeError::BadHeader { name, problem }
 }
 

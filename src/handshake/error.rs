@@ -6,8 +6,9 @@ use std::fmt;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum HandshakeError {
-    /// The server answered with a status other than 101. WHATWG follows no
-    /// redirect, so 3xx lands here too, with its `Location` in `headers`.
+    /// The server answered with a status other than 101 (over HTTP/1.1) or
+    /// 200 (over HTTP/2). WHATWG follows no redirect, so 3xx lands here
+    /// too, with its `Location` in `headers`.
     Status {
         /// The status the server sent.
         status: http::StatusCode,
@@ -60,7 +61,7 @@ pub enum HandshakeError {
 impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Status { status, .. } => write!(f, "server answered {status} instead of 101"),
+            Self::Status { status, .. } => write!(f, "server refused the WebSocket with {status}"),
             Self::Malformed(_) => f.write_str("malformed HTTP head"),
             Self::HeadTooLarge => f.write_str("HTTP head exceeds 64 KiB"),
             Self::TooManyHeaders => f.write_str("HTTP head has too many header fields"),

@@ -1,10 +1,12 @@
-//! The HTTP/1.1 upgrade handshake (RFC 6455 §4), without I/O: building and
-//! checking requests and responses as bytes.
+//! The opening handshake without I/O: the HTTP/1.1 upgrade (RFC 6455 §4),
+//! built and checked as bytes, and the HTTP/2 extended CONNECT (RFC 8441),
+//! built and checked as `http` types.
 
 mod body;
 mod client;
 mod deflate;
 mod error;
+mod extended_connect;
 mod head;
 mod key;
 mod server;
@@ -15,6 +17,8 @@ pub use body::{BodyCollector, MAX_REFUSAL_BODY};
 pub use client::{ClientHandshake, Negotiated};
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::HandshakeError;
+pub(crate) use extended_connect::keep_protocol;
+pub use extended_connect::{ExtendedConnect, WEBSOCKET_PROTOCOL};
 pub(crate) use head::write_fields;
 pub use head::HeadScan;
 pub use key::{accept_key, generate_key};

@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 
 use super::deflate::{DeflateConfig, DeflateParams};
 use super::error::HandshakeError;
+use super::extended_connect::{accept_response, check_extended_connect, connect_protocol};
 use super::head::{head_len, write_fields};
 use super::key::{accept_key, is_valid_key};
 use super::tokens::{has_token, split_list};
@@ -31,7 +32,9 @@ pub struct UpgradeOffer {
     pub protocols: Vec<String>,
     /// The `Sec-WebSocket-Extensions` values the client sent.
     extensions: Vec<String>,
-    key: String,
+    /// The `Sec-WebSocket-Key` of an HTTP/1.1 upgrade; `None` for an
+    /// HTTP/2 extended CONNECT, which has none.
+    key: Option<String>,
 }
 
 /// Reads and checks the upgrade request at the front of `buf`. Returns
@@ -92,16 +95,27 @@ pub fn parse_request_head(buf: &mut BytesMut) -> Result<Option<Request<()>>, Han
     Ok(Some(request))
 }
 
-/// Checks that a request is a WebSocket upgrade this crate accepts (RFC
-/// 6455 §4.2.1): `GET`, HTTP/1.1, `Host`, `Upgrade: websocket`,
+/// Checks that a request is a WebSocket upgrade this crate accepts, and
+/// reads the subprotocols and extensions offered.
+///
+/// Over HTTP/1.1 (RFC 6455 §4.2.1): `GET`, `Host`, `Upgrade: websocket`,
 /// `Connection: Upgrade`, `Sec-WebSocket-Version: 13` and one valid
-/// `Sec-WebSocket-Key`; and reads the subprotocols and extensions offered.
+/// `Sec-WebSocket-Key`. Over HTTP/2 (RFC 8441, with the `http2` feature):
+/// an extended `CONNECT` with `:protocol: websocket`, `:scheme`, `:path`
+/// and `:authority`, and `Sec-WebSocket-Version: 13`; the `:protocol` is
+/// read from the request's extensions, where hyper and `h2` put it.
+///
 /// Works on any `http::Request`, whatever its body and however it was
 /// parsed (by [`parse_request_head`], hyper, axum). A request that does
 /// not pass fails with [`HandshakeError::Rejected`]: 405 for another
 /// method, 426 for another version or no `Upgrade`, 400 otherwise.
 pub fn check_upgrade<B>(request: &Request<B>) -> Result<UpgradeOffer, HandshakeError> {
     let reject = |status, reason| HandshakeError::Rejected { status, reason };
+    if request.version() == Version::HTTP_2 {
+        let protocol = connect_protocol(request.extensions());
+        check_extended_connect(request, protocol)?;
+        return read_offer(request.headers(), None);
+    }
     if request.method() != Method::GET {
         return Err(reject(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -150,24 +164,19 @@ pub fn check_upgrade<B>(request: &Request<B>) -> Result<UpgradeOffer, HandshakeE
         StatusCode::BAD_REQUEST,
         "missing or invalid Sec-WebSocket-Key",
     ))?;
-    let utf8 = |name: HeaderName, reason| {
-        headers
-            .get_all(name)
-            .iter()
-            .map(|value| {
-                std::str::from_utf8(value.as_bytes())
-                    .map_err(|_| reject(StatusCode::BAD_REQUEST, reason))
-            })
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let protocols = utf8(
-        SEC_WEBSOCKET_PROTOCOL,
-        "Sec-WebSocket-Protocol is not UTF-8",
-    )?
-    .into_iter()
-    .flat_map(split_list)
-    .map(str::to_owned)
-    .collect();
+    read_offer(headers, Some(key))
+}
+
+/// The subprotocols and extensions a checked request offers.
+fn read_offer(headers: &HeaderMap, key: Option<String>) -> Result<UpgradeOffer, HandshakeError> {
+    let mut protocols = Vec::new();
+    for value in headers.get_all(SEC_WEBSOCKET_PROTOCOL) {
+        let list = std::str::from_utf8(value.as_bytes()).map_err(|_| HandshakeError::Rejected {
+            status: StatusCode::BAD_REQUEST,
+            reason: "Sec-WebSocket-Protocol is not UTF-8",
+        })?;
+        protocols.extend(split_list(list).map(str::to_owned));
+    }
     // An offer that is not text cannot be accepted; it is ignored, as an
     // unknown extension is.
     let extensions = headers
@@ -202,32 +211,53 @@ impl UpgradeOffer {
         policy.choose(self.extensions.iter().map(String::as_str))
     }
 
-    /// The `101 Switching Protocols` response that accepts this offer,
-    /// naming `protocol` (it should be one the client offered) and
-    /// answering `extensions` (the `Sec-WebSocket-Extensions` value, such as
-    /// the one [`choose_deflate`](Self::choose_deflate) gives) when given.
+    /// The response that accepts this offer, naming `protocol` (it should
+    /// be one the client offered) and answering `extensions` (the
+    /// `Sec-WebSocket-Extensions` value, such as the one
+    /// [`choose_deflate`](Self::choose_deflate) gives) when given.
+    ///
+    /// For an HTTP/1.1 upgrade, `101 Switching Protocols` with `Upgrade`,
+    /// `Connection` and `Sec-WebSocket-Accept`; for an HTTP/2 extended
+    /// CONNECT, `200` and nothing else of its own (RFC 8441 §5).
     pub fn response(&self, protocol: Option<&str>, extensions: Option<&str>) -> Response<()> {
+        let Some(key) = &self.key else {
+            return accept_response(protocol, extensions);
+        };
         let mut response = Response::new(());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
         headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
         // Base64 is always a valid field value.
-        if let Ok(accept) = HeaderValue::from_str(&accept_key(self.key.as_bytes())) {
+        if let Ok(accept) = HeaderValue::from_str(&accept_key(key.as_bytes())) {
             headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
         }
-        // Both came from the request's own field values (or are checked
-        // tokens), so they are valid field values; one that were not would
-        // be left out, and the client would see the protocol refused.
-        for (name, value) in [
-            (SEC_WEBSOCKET_PROTOCOL, protocol),
-            (SEC_WEBSOCKET_EXTENSIONS, extensions),
-        ] {
-            if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
-                headers.insert(name, value);
-            }
-        }
+        insert_choices(headers, protocol, extensions);
         response
+    }
+
+    /// Whether the request came as an HTTP/2 extended CONNECT.
+    pub fn is_extended_connect(&self) -> bool {
+        self.key.is_none()
+    }
+}
+
+/// Names the chosen subprotocol and extensions in an accepting response.
+pub(super) fn insert_choices(
+    headers: &mut HeaderMap,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+) {
+    // Both came from the request's own field values (or are checked
+    // tokens), so they are valid field values; one that were not would be
+    // left out, and the client would see the protocol refused.
+    for (name, value) in [
+        (SEC_WEBSOCKET_PROTOCOL, protocol),
+        (SEC_WEBSOCKET_EXTENSIONS, extensions),
+    ] {
+        if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(name, value);
+        }
     }
 }
 
@@ -411,8 +441,15 @@ mod tests {
             "sec-websocket-key",
             "dGhlIHNhbXBsZSBub25jZQ==".parse().unwrap(),
         );
-        *request.version_mut() = Version::HTTP_2;
+        *request.version_mut() = Version::HTTP_10;
         assert_eq!(rejected(&request), StatusCode::BAD_REQUEST, "not HTTP/1.1");
+        // A GET over HTTP/2 is not how RFC 8441 asks for a WebSocket.
+        *request.version_mut() = Version::HTTP_2;
+        assert_eq!(
+            rejected(&request),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET over HTTP/2"
+        );
         *request.version_mut() = Version::HTTP_11;
         *request.method_mut() = Method::POST;
         assert_eq!(rejected(&request), StatusCode::METHOD_NOT_ALLOWED);

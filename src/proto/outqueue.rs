@@ -131,6 +131,34 @@ impl Buf for OutQueue {
         }
     }
 
+    /// The next `len` bytes as one `Bytes`: without a copy when they lie in
+    /// one chunk (as they do when `len` is at most [`chunk`](Buf::chunk)'s
+    /// length), so an HTTP/2 stream sends the queue's own buffers.
+    fn copy_to_bytes(&mut self, len: usize) -> Bytes {
+        assert!(len <= self.len, "copy past the end of the queue");
+        let whole = match self.chunks.front_mut() {
+            Some(chunk) if chunk.len() > len => Some(chunk.split_to(len)),
+            Some(chunk) if chunk.len() == len => self.chunks.pop_front(),
+            Some(_) => None,
+            None => Some(self.tail.split_to(len).freeze()),
+        };
+        let Some(bytes) = whole else {
+            let mut out = BytesMut::with_capacity(len);
+            while out.len() < len {
+                let take = self.chunk().len().min(len - out.len());
+                out.extend_from_slice(&self.chunk()[..take]);
+                self.advance(take);
+            }
+            return out.freeze();
+        };
+        self.len -= len;
+        self.consumed += len as u64;
+        if self.len == 0 && self.tail.capacity() > KEEP_IDLE_CAPACITY {
+            self.tail = BytesMut::new();
+        }
+        bytes
+    }
+
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
         let chunks = self
@@ -187,6 +215,41 @@ mod tests {
         assert_eq!(queue.chunks_vectored(&mut slices), 3);
         assert_eq!(drain(&mut queue, 1000), expected);
         assert_eq!(queue.consumed_position(), queue.pushed_position());
+    }
+
+    #[test]
+    fn copy_to_bytes_takes_whole_chunks_without_copying_and_spans_them_with_one() {
+        let big = Bytes::from(vec![7u8; 5000]);
+        let fill = |queue: &mut OutQueue| {
+            queue.push_frame(&header(3, None), Bytes::from_static(b"abc"));
+            queue.push_frame(&header(5000, None), big.clone());
+            queue.push_frame(&header(2, None), Bytes::from_static(b"xy"));
+        };
+        let mut reference = OutQueue::default();
+        fill(&mut reference);
+        let expected = drain(&mut reference, usize::MAX);
+        for step in [1, 4, 5, 777, 5000, 5005, usize::MAX] {
+            let mut queue = OutQueue::default();
+            fill(&mut queue);
+            let mut out = Vec::new();
+            while queue.has_remaining() {
+                let n = step.min(queue.remaining());
+                let within_chunk = n <= queue.chunk().len();
+                let front = queue.chunk().as_ptr();
+                let bytes = queue.copy_to_bytes(n);
+                if within_chunk && n == 5000 {
+                    // The large payload goes out as the caller's buffer.
+                    assert_eq!(bytes.as_ptr(), big.as_ptr());
+                }
+                if within_chunk {
+                    assert_eq!(bytes.as_ptr(), front, "step {step}: copied");
+                }
+                out.extend_from_slice(&bytes);
+            }
+            assert_eq!(out, expected, "step {step}");
+            assert_eq!(queue.len(), 0);
+            assert_eq!(queue.consumed_position(), queue.pushed_position());
+        }
     }
 
     #[test]
