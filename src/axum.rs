@@ -63,7 +63,13 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Rejection> {
-        let request = copy_head(&parts.method, &parts.uri, parts.version, &parts.headers);
+        let request = copy_head(
+            &parts.method,
+            &parts.uri,
+            parts.version,
+            &parts.headers,
+            &parts.extensions,
+        );
         let offer = check_upgrade(&request).map_err(|err| Rejection::from(&err))?;
         let on_upgrade = take_on_upgrade(&mut parts.extensions)?;
         Ok(Self {

@@ -16,6 +16,8 @@ pub mod transport;
 pub use error::{Error, Timeout};
 pub use handshake::{DeflateConfig, DeflateParams};
 pub use proto::{CloseCode, CloseFrame, Message, Utf8Bytes};
+#[cfg(feature = "http2")]
+pub use stream::HttpVersion;
 pub use stream::{
     Acceptance, CloseInfo, ClosedFuture, Opened, OpenedFuture, Options, Readable, Rejection,
     ServerOptions, Upgrade, WebSocketStream, Writable, DEFAULT_OPEN_TIMEOUT,

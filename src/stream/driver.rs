@@ -1,37 +1,27 @@
-//! Moves bytes between the socket and the sans-io [`Connection`], and decides
-//! when the connection is over.
+//! Moves bytes between the transport (a [`Wire`]) and the sans-io
+//! [`Connection`], and decides when the connection is over.
 //!
 //! Every poll path here is cancel-safe: bytes read are kept in `read_buf`
 //! and bytes to write in the connection's queue, never in a future's local
 //! state, so dropping a future between polls loses nothing.
 
-use std::io::{self, IoSlice};
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::io;
+use std::task::{ready, Poll};
 
-use bytes::{Buf, BytesMut};
-use tokio::io::AsyncWrite;
+use bytes::BytesMut;
 
 use super::options::ConnConfig;
 use super::read_buffer::ReadBuffer;
 use super::timers::Timers;
 use super::waker_set::{SocketWakers, WakerSet};
+use super::wire::Wire;
 use crate::proto::{CloseCode, CloseFrame, Connection, Message};
-use crate::transport::BoxedTransport;
 use crate::{CloseInfo, Error, Timeout};
 
-/// The most slices one `writev` is given. Small frames share one slice, so
-/// this only bounds how many large payloads go out per call.
-const MAX_WRITE_SLICES: usize = 128;
-
-/// How long a failed connection keeps reading before the socket is closed.
-const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
-/// How much a failed connection reads at most before the socket is closed.
-const LINGER_BYTES: usize = 1 << 20;
-
-/// An open connection: the socket, the protocol state and the read buffer.
+/// An open connection: the transport, the protocol state and the read
+/// buffer.
 pub(crate) struct Driver {
-    io: BoxedTransport,
+    wire: Wire,
     pub(crate) proto: Connection,
     read_buf: ReadBuffer,
     high_water: usize,
@@ -50,13 +40,13 @@ pub(crate) enum Progress {
 
 impl Driver {
     pub(crate) fn new(
-        io: BoxedTransport,
+        wire: Wire,
         proto: Connection,
         leftover: BytesMut,
         config: ConnConfig,
     ) -> Self {
         Self {
-            io,
+            wire,
             proto,
             read_buf: ReadBuffer::new(leftover),
             high_water: config.write_high_water,
@@ -82,12 +72,12 @@ impl Driver {
             if queue.is_empty() {
                 break;
             }
-            let n = ready!(poll_write_some(self.io.as_mut(), &mut cx, queue))?;
+            let n = ready!(self.wire.poll_write(&mut cx, queue))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
         }
-        self.io.as_mut().poll_flush(&mut cx)
+        self.wire.poll_flush(&mut cx)
     }
 
     /// Runs the connection until it yields a message, ends, or must wait.
@@ -133,10 +123,7 @@ impl Driver {
             if let Poll::Ready(outcome) = self.poll_deadlines(read, write) {
                 return Poll::Ready(Progress::Ended(outcome));
             }
-            match ready!(self
-                .read_buf
-                .poll_read(self.io.as_mut(), &mut read.context()))
-            {
+            match ready!(self.wire.poll_read(&mut self.read_buf, &mut read.context())) {
                 Ok(0) => self.eof = true,
                 Ok(_) => self.timers.on_bytes_received(),
                 Err(err) => return Poll::Ready(Progress::Ended(Err(Error::io(err)))),
@@ -183,7 +170,7 @@ impl Driver {
     fn poll_finish(&mut self, write: &WakerSet) -> Poll<Result<CloseInfo, Error>> {
         if !self.shut_down {
             // A failed shutdown changes nothing: the close frames are out.
-            let _ = ready!(self.io.as_mut().poll_shutdown(&mut write.context()));
+            let _ = ready!(self.wire.poll_finish(&mut write.context()));
             self.shut_down = true;
         }
         if let Some(err) = self.proto.failure() {
@@ -199,53 +186,16 @@ impl Driver {
         Poll::Ready(Ok(info))
     }
 
-    /// Reads and discards what the peer still sends after the connection
-    /// failed, until it closes: closing a socket with unread bytes makes the
-    /// kernel send a reset, which can destroy our close frame before the
-    /// peer reads it.
-    /// Gives up after [`LINGER`] or [`LINGER_BYTES`], whichever comes first.
-    pub(crate) async fn linger(mut self) {
-        use tokio::io::AsyncReadExt;
-        let drain = async {
-            let mut sink = [0u8; 4096];
-            let mut left = LINGER_BYTES;
-            while left > 0 {
-                match self.io.read(&mut sink).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => left = left.saturating_sub(n),
-                }
-            }
-        };
-        let _ = tokio::time::timeout(LINGER, drain).await;
+    /// Drains the peer's direction after a failure, for a bounded time:
+    /// see [`Wire::linger`].
+    pub(crate) async fn linger(self) {
+        self.wire.linger().await;
     }
 
     /// Whether the peer has closed its side of the socket.
     pub(crate) fn at_eof(&self) -> bool {
         self.eof
     }
-}
-
-/// Writes what it can of `queue`, many frames per system call: a vectored
-/// write of up to [`MAX_WRITE_SLICES`] slices, or a plain write when the
-/// queue is one slice (a `send` costs less than a `writev`) or the
-/// transport does not write vectors well. Returns the bytes written.
-fn poll_write_some<T: AsyncWrite + ?Sized>(
-    mut io: Pin<&mut T>,
-    cx: &mut Context<'_>,
-    queue: &mut impl Buf,
-) -> Poll<io::Result<usize>> {
-    let n = if io.is_write_vectored() {
-        let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
-        match queue.chunks_vectored(&mut slices) {
-            0 => 0,
-            1 => ready!(io.as_mut().poll_write(cx, &slices[0]))?,
-            count => ready!(io.as_mut().poll_write_vectored(cx, &slices[..count]))?,
-        }
-    } else {
-        ready!(io.as_mut().poll_write(cx, queue.chunk()))?
-    };
-    queue.advance(n.min(queue.remaining()));
-    Poll::Ready(Ok(n))
 }
 
 #[cfg(test)]

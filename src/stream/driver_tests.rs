@@ -5,12 +5,16 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, DuplexStream, ReadBuf};
+use std::io::IoSlice;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
 use super::*;
 use crate::proto::{encode_frame, FrameDecoder, FrameHeader, OpCode, Role};
 use crate::stream::read_buffer::READ_LARGE;
 use crate::stream::waker_set::tests::{owner, Owner};
+use crate::stream::wire::Wire;
+use crate::transport::BoxedTransport;
 
 /// An in-memory socket that writes vectors and records how many slices
 /// each write call was given.
@@ -79,7 +83,12 @@ fn harness() -> Harness {
     });
     let proto = Connection::new(Role::Server, Default::default());
     Harness {
-        driver: Driver::new(io, proto, BytesMut::new(), ConnConfig::default()),
+        driver: Driver::new(
+            Wire::Bytes(io),
+            proto,
+            BytesMut::new(),
+            ConnConfig::default(),
+        ),
         peer,
         writes,
         wakers: owner(),

@@ -11,8 +11,11 @@ mod upgrade;
 mod verdict;
 mod waker_set;
 mod websocket;
+mod wire;
 
 pub use halves::{Readable, Writable};
+#[cfg(feature = "http2")]
+pub use options::HttpVersion;
 pub use options::{Options, ServerOptions, DEFAULT_OPEN_TIMEOUT, DEFAULT_WRITE_HIGH_WATER};
 #[cfg(feature = "axum")]
 pub(crate) use upgrade::copy_head;

@@ -143,6 +143,47 @@ pub struct Options {
     pub(crate) connector: Result<SharedConnector, Error>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// The HTTP version to use, and the HTTP/2 connections shared by this
+    /// value and its clones.
+    #[cfg(feature = "http2")]
+    pub(crate) http2: Http2Settings,
+}
+
+/// Which HTTP version a client opens its WebSocket over (feature `http2`).
+///
+/// Over HTTP/2 (RFC 8441) a WebSocket is one stream of a connection that
+/// other WebSockets to the same origin share; see
+/// [`Options::http_version`].
+#[cfg(feature = "http2")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum HttpVersion {
+    /// The HTTP/1.1 upgrade, one connection per WebSocket (the default).
+    #[default]
+    Http1,
+    /// HTTP/2 when the server offers it, else HTTP/1.1: for `wss`, `h2` is
+    /// offered beside `http/1.1` by ALPN, and HTTP/2 is used when the
+    /// server picks `h2` and allows extended CONNECT
+    /// (`SETTINGS_ENABLE_CONNECT_PROTOCOL`); otherwise the HTTP/1.1
+    /// upgrade follows, on the same connection when ALPN chose
+    /// `http/1.1`, on a fresh one when the server spoke HTTP/2 without
+    /// extended CONNECT. `ws` URLs use HTTP/1.1 unless
+    /// [`http2_prior_knowledge`](Options::http2_prior_knowledge) is set.
+    PreferHttp2,
+    /// HTTP/2 or nothing: `opened` fails with
+    /// [`Error::Http2Unavailable`] when the server does not pick `h2` or
+    /// does not allow extended CONNECT, or for a `ws` URL without
+    /// [`http2_prior_knowledge`](Options::http2_prior_knowledge).
+    RequireHttp2,
+}
+
+/// The HTTP/2 choices of a client's options.
+#[cfg(feature = "http2")]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Http2Settings {
+    pub(crate) version: HttpVersion,
+    pub(crate) prior_knowledge: bool,
+    pub(crate) pool: super::open::http2::Http2Pool,
 }
 
 impl Default for Options {
@@ -156,6 +197,8 @@ impl Default for Options {
             connector: Ok(SharedConnector::new(TcpConnector)),
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "http2")]
+            http2: Http2Settings::default(),
         }
     }
 }
@@ -245,6 +288,31 @@ impl Options {
     /// connector returns.
     pub fn connector<C: Connector>(mut self, connector: C) -> Self {
         self.connector = Ok(SharedConnector::new(connector));
+        self
+    }
+
+    /// Which HTTP version to open the WebSocket over (feature `http2`;
+    /// default [`HttpVersion::Http1`]).
+    ///
+    /// Over HTTP/2, WebSockets opened with this `Options` value or its
+    /// clones share one connection per origin (same scheme, host and port;
+    /// the same connector and TLS configuration). The connection closes
+    /// when the last WebSocket on it ends. Its `h2` state is driven by a
+    /// task of its own, the one background task of an HTTP/2 client.
+    #[cfg(feature = "http2")]
+    pub fn http_version(mut self, version: HttpVersion) -> Self {
+        self.http2.version = version;
+        self
+    }
+
+    /// Speak HTTP/2 without asking first on `ws` URLs (cleartext "h2c"
+    /// with prior knowledge, RFC 9113 §3.3), when
+    /// [`http_version`](Self::http_version) asks for HTTP/2; and on a
+    /// transport given to [`connect_over`](crate::WebSocketStream::connect_over).
+    /// For servers known to speak it: one that does not fails the open.
+    #[cfg(feature = "http2")]
+    pub fn http2_prior_knowledge(mut self, yes: bool) -> Self {
+        self.http2.prior_knowledge = yes;
         self
     }
 

@@ -68,13 +68,30 @@ impl ReadBuffer {
     ) -> Poll<io::Result<usize>> {
         let result = self.poll_read_once(io, cx);
         if result.is_pending() {
-            self.release_if_quiet();
-            self.burst_bytes = 0;
+            self.on_dry();
         }
         let (n, space) = ready!(result)?;
         self.streaming = n >= space;
         self.burst_bytes = self.burst_bytes.saturating_add(n);
         Poll::Ready(Ok(n))
+    }
+
+    /// Appends bytes that arrived as a chunk (an HTTP/2 DATA frame) rather
+    /// than by a read into this buffer.
+    #[cfg(feature = "http2")]
+    pub(crate) fn push(&mut self, data: &[u8]) {
+        if self.buf.capacity() == 0 {
+            self.buf = BytesMut::from(data);
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        self.burst_bytes = self.burst_bytes.saturating_add(data.len());
+    }
+
+    /// The transport had nothing more for now: a quiet turn.
+    pub(crate) fn on_dry(&mut self) {
+        self.release_if_quiet();
+        self.burst_bytes = 0;
     }
 
     /// One read; returns the bytes read and the space they were given.

@@ -533,7 +533,7 @@ mod tests {
         let (ours, _peer) = tokio::io::duplex(64);
         let negotiated = Negotiated::default();
         let established = Established::new(
-            Box::pin(ours),
+            crate::stream::wire::Wire::Bytes(Box::pin(ours)),
             Role::Client,
             ConnConfig::default(),
             BytesMut::new(),

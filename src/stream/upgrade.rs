@@ -12,7 +12,8 @@ use super::open::{self, Established};
 use super::options::{ConnConfig, ServerOptions};
 use super::verdict::{Acceptance, Rejection};
 use super::websocket::WebSocketStream;
-use crate::handshake::{check_upgrade, Negotiated, UpgradeOffer, RESERVED_HEADERS};
+use super::wire::Wire;
+use crate::handshake::{check_upgrade, keep_protocol, Negotiated, UpgradeOffer, RESERVED_HEADERS};
 use crate::proto::Role;
 use crate::transport::{BoxedTransport, Transport};
 use crate::Error;
@@ -67,6 +68,7 @@ impl Upgrade {
             request.uri(),
             request.version(),
             request.headers(),
+            request.extensions(),
         );
         Ok(Self::negotiate(head, &offer, options, Acceptance::new()))
     }
@@ -142,24 +144,33 @@ impl Upgrade {
     /// The connection over `io`, where `leftover` holds what was read past
     /// the request.
     pub(crate) fn establish(self, io: BoxedTransport, leftover: BytesMut) -> WebSocketStream {
-        let established = Established::new(io, Role::Server, self.conn, leftover, self.negotiated);
+        let established = Established::new(
+            Wire::Bytes(io),
+            Role::Server,
+            self.conn,
+            leftover,
+            self.negotiated,
+        );
         WebSocketStream::established(established, self.request)
     }
 }
 
-/// A request's head without its body or extensions: what [`Upgrade`]
-/// keeps for [`WebSocketStream::request`].
+/// A request's head without its body or extensions (but for an HTTP/2
+/// `:protocol`, which the checks read): what [`Upgrade`] keeps for
+/// [`WebSocketStream::request`].
 pub(crate) fn copy_head(
     method: &Method,
     uri: &Uri,
     version: Version,
     headers: &HeaderMap,
+    extensions: &http::Extensions,
 ) -> Request<()> {
     let mut head = Request::new(());
     *head.method_mut() = method.clone();
     *head.uri_mut() = uri.clone();
     *head.version_mut() = version;
     *head.headers_mut() = headers.clone();
+    keep_protocol(extensions, head.extensions_mut());
     head
 }
 

@@ -27,6 +27,8 @@ pub use endpoint::Endpoint;
 pub use tcp::TcpConnector;
 #[cfg(feature = "tls")]
 pub(crate) use tls::start_tls;
+#[cfg(all(feature = "tls", feature = "http2"))]
+pub(crate) use tls::start_tls_alpn;
 #[cfg(feature = "tls")]
 pub use tls::TlsConnector;
 #[cfg(unix)]

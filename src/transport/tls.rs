@@ -68,12 +68,40 @@ pub(crate) async fn start_tls(
         Some(config) => config,
         None => default_config()?,
     };
+    let stream = handshake(io, host, config).await?;
+    Ok(Box::pin(stream))
+}
+
+/// Starts TLS to `host` over `io` offering `alpn` (in order of preference)
+/// instead of what the configuration offers; returns the stream and the
+/// protocol the server chose, if it chose one.
+#[cfg(feature = "http2")]
+pub(crate) async fn start_tls_alpn(
+    io: BoxedTransport,
+    host: &str,
+    config: Option<Arc<ClientConfig>>,
+    alpn: &[&[u8]],
+) -> Result<(BoxedTransport, Option<Vec<u8>>), Error> {
+    let mut config = match config {
+        Some(config) => config,
+        None => default_config()?,
+    };
+    Arc::make_mut(&mut config).alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let stream = handshake(io, host, config).await?;
+    let chosen = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    Ok((Box::pin(stream), chosen))
+}
+
+async fn handshake(
+    io: BoxedTransport,
+    host: &str,
+    config: Arc<ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<BoxedTransport>, Error> {
     let name = ServerName::try_from(host.to_owned())
         .map_err(|err| Error::io(std::io::Error::new(std::io::ErrorKind::InvalidInput, err)))?;
-    let stream = tokio_rustls::TlsConnector::from(config)
+    Ok(tokio_rustls::TlsConnector::from(config)
         .connect(name, io)
-        .await?;
-    Ok(Box::pin(stream))
+        .await?)
 }
 
 /// Mozilla's roots with the ring provider, built once. The provider is

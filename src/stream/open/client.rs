@@ -8,6 +8,7 @@ use super::{read_head, Established};
 use crate::handshake::{BodyCollector, ClientHandshake, HandshakeError, Target};
 use crate::proto::Role;
 use crate::stream::options::Options;
+use crate::stream::wire::Wire;
 use crate::transport::{BoxedTransport, Endpoint};
 use crate::{Error, Timeout};
 
@@ -40,6 +41,11 @@ async fn handshake(
     options: &Options,
     deadline: tokio::time::Instant,
 ) -> Result<Established, Error> {
+    #[cfg(feature = "http2")]
+    let io = match super::http2::open(io, target, options, deadline).await? {
+        super::http2::Route::Opened(established) => return Ok(*established),
+        super::http2::Route::Http1(io) => io,
+    };
     let mut io = match io {
         Some(io) => io,
         None => connect(target, options, deadline).await?,
@@ -69,7 +75,7 @@ async fn handshake(
         Err(err) => return Err(err.into()),
     };
     Ok(Established::new(
-        io,
+        Wire::Bytes(io),
         Role::Client,
         options.conn,
         buf,
@@ -104,7 +110,7 @@ async fn read_refusal_body(
 }
 
 /// How long a refusal's body may take to arrive.
-const REFUSAL_BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+pub(super) const REFUSAL_BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Opens the byte stream with the configured connector and, for `wss`,
 /// TLS to the server over it.
@@ -113,10 +119,7 @@ async fn connect(
     options: &Options,
     deadline: tokio::time::Instant,
 ) -> Result<BoxedTransport, Error> {
-    let connector = options.connector.as_ref().map_err(Clone::clone)?;
-    let endpoint =
-        Endpoint::new(target.host.clone(), target.port, target.tls).with_deadline(deadline);
-    let io = connector.connector.connect(&endpoint).await?;
+    let io = connect_stream(target, options, deadline).await?;
     if !target.tls {
         return Ok(io);
     }
@@ -130,4 +133,17 @@ async fn connect(
             "wsstream was built without the `tls` feature",
         ))
     }
+}
+
+/// Opens the byte stream to the server with the configured connector
+/// (directly, through a proxy, over a unix socket): no TLS yet.
+pub(super) async fn connect_stream(
+    target: &Target,
+    options: &Options,
+    deadline: tokio::time::Instant,
+) -> Result<BoxedTransport, Error> {
+    let connector = options.connector.as_ref().map_err(Clone::clone)?;
+    let endpoint =
+        Endpoint::new(target.host.clone(), target.port, target.tls).with_deadline(deadline);
+    connector.connector.connect(&endpoint).await
 }

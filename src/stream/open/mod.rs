@@ -5,8 +5,12 @@
 //!
 //! - [`client`]: the HTTP/1.1 upgrade as a client: connect (connector,
 //!   proxy), TLS for `wss`, request, response checks.
+//! - [`http2`]: the client's HTTP/2 extended CONNECT (RFC 8441, feature
+//!   `http2`): a stream of a pooled connection, or the way back to
+//!   [`client`]'s HTTP/1.1 upgrade when HTTP/2 is only preferred.
 //! - [`server`]: the HTTP/1.1 upgrade on a raw socket: request, checks,
-//!   101 or a rejection.
+//!   101 or a rejection. (Servers take HTTP/2 WebSockets through hyper:
+//!   [`Upgrade`](crate::Upgrade) checks both kinds of request.)
 //!
 //! The rules themselves (keys, subprotocols, permessage-deflate, request
 //! and response checks) are sans-io, in [`crate::handshake`]; the files
@@ -15,6 +19,8 @@
 //! [`WebSocketStream`]: crate::WebSocketStream
 
 pub(crate) mod client;
+#[cfg(feature = "http2")]
+pub(crate) mod http2;
 pub(crate) mod server;
 
 use bytes::BytesMut;
@@ -22,6 +28,7 @@ use tokio::io::AsyncReadExt;
 
 use super::driver::Driver;
 use super::options::ConnConfig;
+use super::wire::Wire;
 use crate::handshake::{HandshakeError, HeadScan, Negotiated, MAX_HEAD_LEN};
 use crate::proto::{Connection, Role};
 use crate::transport::BoxedTransport;
@@ -36,11 +43,11 @@ pub(crate) struct Established {
 }
 
 impl Established {
-    /// Starts the protocol over `io` for `role` with what was negotiated;
+    /// Starts the protocol over `wire` for `role` with what was negotiated;
     /// `leftover` holds what the handshake read past its head (frames the
     /// peer sent right behind it).
     pub(crate) fn new(
-        io: BoxedTransport,
+        wire: Wire,
         role: Role,
         config: ConnConfig,
         leftover: BytesMut,
@@ -53,7 +60,7 @@ impl Established {
             connection.enable_deflate(params, policy);
         }
         Self {
-            driver: Driver::new(io, connection, leftover, config),
+            driver: Driver::new(wire, connection, leftover, config),
             negotiated,
         }
     }

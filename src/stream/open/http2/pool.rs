@@ -1,0 +1,231 @@
+//! The HTTP/2 connections a client's options share: at most one per origin
+//! and route, held by the WebSockets on it and remembered only weakly, so
+//! a connection closes when its last WebSocket ends and the pool never
+//! keeps one alive by itself.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use h2::client::SendRequest;
+
+use crate::handshake::{Target, MAX_HEAD_LEN};
+use crate::stream::open::client::connect_stream;
+use crate::stream::options::Options;
+use crate::stream::wire::http2::stream_error;
+use crate::transport::BoxedTransport;
+use crate::Error;
+
+/// The receive window of each stream: how much a WebSocket's peer may send
+/// before its reader takes it.
+const STREAM_WINDOW: u32 = 256 * 1024;
+/// The receive window of the whole connection: streams whose readers stop
+/// hold up to [`STREAM_WINDOW`] of it each, so this many divided by that
+/// many stalled streams are needed before the others stall too.
+const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+
+/// What dialing an origin for HTTP/2 found.
+pub(crate) enum Dialed<C> {
+    /// An HTTP/2 connection that allows extended CONNECT.
+    Http2(C),
+    /// TLS chose `http/1.1` (or nothing) by ALPN: the connection is for the
+    /// HTTP/1.1 upgrade.
+    Http1(BoxedTransport),
+    /// The server speaks HTTP/2 but does not allow extended CONNECT; the
+    /// connection was let go.
+    NoExtendedConnect,
+}
+
+/// One HTTP/2 connection's handle for opening streams.
+pub(crate) struct Connection {
+    sender: SendRequest<Bytes>,
+    /// Set when the task driving the connection ends.
+    ended: Arc<AtomicBool>,
+}
+
+impl Connection {
+    /// A handle for one new stream.
+    pub(super) fn sender(&self) -> SendRequest<Bytes> {
+        self.sender.clone()
+    }
+
+    /// Whether new streams can still be opened: the connection is running
+    /// and has not been told to go away.
+    fn is_usable(&self) -> bool {
+        if self.ended.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut probe = self.sender.clone();
+        let mut cx = Context::from_waker(Waker::noop());
+        // Pending only means the server's stream limit is reached for now.
+        !matches!(probe.poll_ready(&mut cx), Poll::Ready(Err(_)))
+    }
+}
+
+/// Where a connection goes and how: one connection per key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    host: String,
+    port: u16,
+    tls: bool,
+    /// The connector and TLS configuration, by identity: clones of one
+    /// `Options` share them, and options that differ in them never share
+    /// a connection.
+    connector: usize,
+    tls_config: usize,
+}
+
+/// A slot per key; its lock is held while a connection is being set up,
+/// so WebSockets opened at once to one origin wait for one connection
+/// rather than each dialing their own.
+type Slot = Arc<tokio::sync::Mutex<Weak<Connection>>>;
+
+/// The HTTP/2 connections of one `Options` value and its clones.
+#[derive(Clone, Default)]
+pub(crate) struct Http2Pool {
+    slots: Arc<Mutex<HashMap<Key, Slot>>>,
+}
+
+impl Http2Pool {
+    /// A usable connection to the target's origin: the pooled one, or a
+    /// new one (connector, TLS with ALPN `h2` and `http/1.1`, the HTTP/2
+    /// preface and SETTINGS), which is then pooled.
+    pub(super) async fn connection(
+        &self,
+        target: &Target,
+        options: &Options,
+        deadline: tokio::time::Instant,
+    ) -> Result<Dialed<Arc<Connection>>, Error> {
+        let slot = self.slot(key(target, options));
+        let mut pooled = slot.lock().await;
+        if let Some(connection) = pooled.upgrade().filter(|c| c.is_usable()) {
+            return Ok(Dialed::Http2(connection));
+        }
+        let io = connect_stream(target, options, deadline).await?;
+        let io = if target.tls {
+            negotiate_h2(io, target, options).await?
+        } else {
+            Ok(io)
+        };
+        let io = match io {
+            Ok(io) => io,
+            Err(http1) => return Ok(Dialed::Http1(http1)),
+        };
+        Ok(match handshake(io).await? {
+            Dialed::Http2(connection) => {
+                let connection = Arc::new(connection);
+                *pooled = Arc::downgrade(&connection);
+                Dialed::Http2(connection)
+            }
+            Dialed::Http1(io) => Dialed::Http1(io),
+            Dialed::NoExtendedConnect => Dialed::NoExtendedConnect,
+        })
+    }
+
+    /// The slot for `key`, made if needed. Slots of connections that ended
+    /// and that nobody waits on are dropped on the way.
+    fn slot(&self, key: Key) -> Slot {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.retain(|_, slot| {
+            Arc::strong_count(slot) > 1
+                || slot
+                    .try_lock()
+                    .map_or(true, |pooled| pooled.strong_count() > 0)
+        });
+        slots.entry(key).or_default().clone()
+    }
+}
+
+impl std::fmt::Debug for Http2Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("Http2Pool")
+            .field("origins", &slots.len())
+            .finish()
+    }
+}
+
+fn key(target: &Target, options: &Options) -> Key {
+    let connector = options.connector.as_ref().map_or(0, |shared| {
+        Arc::as_ptr(&shared.connector).cast::<()>() as usize
+    });
+    #[cfg(feature = "tls")]
+    let tls_config = options
+        .tls
+        .as_ref()
+        .map_or(0, |config| Arc::as_ptr(config) as usize);
+    #[cfg(not(feature = "tls"))]
+    let tls_config = 0;
+    Key {
+        host: target.host.clone(),
+        port: target.port,
+        tls: target.tls,
+        connector,
+        tls_config,
+    }
+}
+
+/// Starts TLS offering `h2` and `http/1.1`: `Ok` with the stream when the
+/// server chose `h2`, `Err` with it for HTTP/1.1 otherwise.
+#[cfg(feature = "tls")]
+async fn negotiate_h2(
+    io: BoxedTransport,
+    target: &Target,
+    options: &Options,
+) -> Result<Result<BoxedTransport, BoxedTransport>, Error> {
+    let alpn: [&[u8]; 2] = [b"h2", b"http/1.1"];
+    let (io, chosen) =
+        crate::transport::start_tls_alpn(io, &target.host, options.tls.clone(), &alpn).await?;
+    Ok(if chosen.as_deref() == Some(b"h2") {
+        Ok(io)
+    } else {
+        Err(io)
+    })
+}
+
+#[cfg(not(feature = "tls"))]
+async fn negotiate_h2(
+    _io: BoxedTransport,
+    _target: &Target,
+    _options: &Options,
+) -> Result<Result<BoxedTransport, BoxedTransport>, Error> {
+    Err(Error::TlsUnavailable(
+        "wsstream was built without the `tls` feature",
+    ))
+}
+
+/// Speaks HTTP/2 over `io`: the preface, our SETTINGS, and the server's,
+/// which decide whether WebSockets are allowed. Starts the task that
+/// drives the connection from then on (`h2` needs one per connection); it
+/// ends when the connection does, at the latest once every stream and
+/// handle is gone. The caller bounds the wait (the open timeout): a server
+/// that never sends its SETTINGS never opens anything.
+pub(super) async fn handshake(io: BoxedTransport) -> Result<Dialed<Connection>, Error> {
+    let h2_error = |err| Error::io(stream_error(err));
+    let (sender, mut connection) = h2::client::Builder::new()
+        .enable_push(false)
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_header_list_size(MAX_HEAD_LEN as u32)
+        .handshake::<_, Bytes>(io)
+        .await
+        .map_err(h2_error)?;
+    let ping = connection.ping_pong();
+    let ended = Arc::new(AtomicBool::new(false));
+    let done = ended.clone();
+    tokio::spawn(async move {
+        let _ = connection.await;
+        done.store(true, Ordering::Release);
+    });
+    // The server's SETTINGS are the first frame it sends, so once its
+    // answer to our PING is in, they have been applied.
+    if let Some(mut ping) = ping {
+        ping.ping(h2::Ping::opaque()).await.map_err(h2_error)?;
+    }
+    if !sender.is_extended_connect_protocol_enabled() {
+        return Ok(Dialed::NoExtendedConnect);
+    }
+    Ok(Dialed::Http2(Connection { sender, ended }))
+}
