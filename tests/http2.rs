@@ -1,0 +1,469 @@
+//! WebSockets over HTTP/2 (RFC 8441) between wsstream's client and a
+//! wsstream server on hyper's HTTP/2: many WebSockets on one connection,
+//! ALPN and the fallbacks, refusals, resets, backpressure per stream, and
+//! hostile servers.
+
+#![cfg(all(feature = "http2", feature = "hyper"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/certs.rs"]
+mod certs;
+#[path = "support/raw.rs"]
+mod raw;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use raw::within;
+use tokio::net::TcpListener;
+use wsstream::handshake::HandshakeError;
+use wsstream::{
+    DeflateConfig, Error, HttpVersion, Message, Opened, Options, ServerOptions, Timeout,
+    WebSocketStream,
+};
+
+/// What the test server saw.
+#[derive(Default)]
+struct Seen {
+    /// TCP connections accepted.
+    connections: AtomicUsize,
+    /// TCP connections whose HTTP serving ended.
+    connections_ended: AtomicUsize,
+    /// The HTTP version of each WebSocket request.
+    versions: Mutex<Vec<http::Version>>,
+}
+
+/// How the test server behaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Echo every message.
+    Echo,
+    /// Refuse every WebSocket with 403 and a body.
+    Refuse,
+    /// Accept, then drop the stream after the first message (a reset).
+    /// Requests to `/reset` get this whatever the server's mode.
+    ResetAfterFirst,
+    /// Accept and never read. Requests to `/stall` get this.
+    NeverRead,
+}
+
+/// Which HTTP the server speaks, and how.
+#[derive(Clone, Copy, PartialEq)]
+enum Serve {
+    /// HTTP/2 only (cleartext: prior knowledge; TLS: ALPN `h2`).
+    Http2,
+    /// HTTP/2 without extended CONNECT.
+    Http2NoConnect,
+    /// HTTP/1.1 only (TLS: ALPN `http/1.1`).
+    Http1,
+}
+
+struct Server {
+    url: String,
+    seen: Arc<Seen>,
+}
+
+async fn start(
+    serve: Serve,
+    mode: Mode,
+    options: ServerOptions,
+    tls: Option<&certs::TestPki>,
+) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let acceptor = tls.map(|pki| {
+        let mut config = pki.server_config();
+        config.alpn_protocols = match serve {
+            Serve::Http1 => vec![b"http/1.1".to_vec()],
+            _ => vec![b"h2".to_vec()],
+        };
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    });
+    let url = match tls {
+        Some(_) => format!("wss://localhost:{}/chat", addr.port()),
+        None => format!("ws://{addr}/chat"),
+    };
+    let server_seen = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            server_seen.connections.fetch_add(1, Ordering::SeqCst);
+            let seen = server_seen.clone();
+            let options = options.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                match acceptor {
+                    Some(acceptor) => {
+                        let Ok(tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        serve_connection(TokioIo::new(tls), serve, mode, options, seen.clone())
+                            .await;
+                    }
+                    None => {
+                        serve_connection(TokioIo::new(tcp), serve, mode, options, seen.clone())
+                            .await
+                    }
+                }
+                seen.connections_ended.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    Server { url, seen }
+}
+
+async fn serve_connection<I>(
+    io: I,
+    serve: Serve,
+    mode: Mode,
+    options: ServerOptions,
+    seen: Arc<Seen>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+        let options = options.clone();
+        let seen = seen.clone();
+        async move {
+            seen.versions.lock().unwrap().push(request.version());
+            if mode == Mode::Refuse {
+                let refusal = hyper::Response::builder()
+                    .status(403)
+                    .body(Full::new(Bytes::from_static(b"no entry")))
+                    .unwrap();
+                return Ok::<_, hyper::Error>(refusal);
+            }
+            let mode = match request.uri().path() {
+                "/reset" => Mode::ResetAfterFirst,
+                "/stall" => Mode::NeverRead,
+                _ => mode,
+            };
+            let response = match wsstream::hyper::upgrade(&mut request, &options) {
+                Ok((response, upgrading)) => {
+                    tokio::spawn(run(upgrading, mode));
+                    response
+                }
+                Err(rejection) => rejection.into_response().map(Full::new),
+            };
+            Ok(response)
+        }
+    });
+    match serve {
+        Serve::Http1 => {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .with_upgrades()
+                .await;
+        }
+        Serve::Http2 | Serve::Http2NoConnect => {
+            let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            // hyper's default windows are 1 MiB for a stream and for the
+            // whole connection: one WebSocket whose handler stops reading
+            // would stall every other. docs/http2.md explains these.
+            builder
+                .initial_stream_window_size(256 * 1024)
+                .initial_connection_window_size(16 * 1024 * 1024);
+            if serve == Serve::Http2 {
+                builder.enable_connect_protocol();
+            }
+            let _ = builder.serve_connection(io, service).await;
+        }
+    }
+}
+
+async fn run(upgrading: wsstream::hyper::Upgrading, mode: Mode) -> Result<(), Error> {
+    let ws = upgrading.await?;
+    let opened = ws.opened().await?;
+    match mode {
+        Mode::Echo | Mode::Refuse => {
+            opened.readable.forward(opened.writable).await?;
+            ws.closed().await.map(drop)
+        }
+        Mode::ResetAfterFirst => {
+            let mut readable = opened.readable;
+            let _ = readable.next().await;
+            // Dropping every handle resets the stream mid-conversation.
+            drop((readable, opened.writable, ws));
+            Ok(())
+        }
+        Mode::NeverRead => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(opened);
+            Ok(())
+        }
+    }
+}
+
+fn h2c() -> Options {
+    Options::default()
+        .http_version(HttpVersion::RequireHttp2)
+        .http2_prior_knowledge(true)
+}
+
+/// Sends `count` messages of mixed kinds and sizes and checks each echo.
+async fn exchange(opened: &mut Opened, id: usize, count: usize) {
+    let (writable, readable) = (&mut opened.writable, &mut opened.readable);
+    for i in 0..count {
+        let message = if i % 2 == 0 {
+            Message::text(format!("stream {id} message {i}"))
+        } else {
+            Message::binary(vec![(id + i) as u8; (i * 977) % 70_000])
+        };
+        writable.send(message.clone()).await.unwrap();
+        let echo = within(readable.next()).await.unwrap().unwrap();
+        assert_eq!(echo, message, "stream {id} message {i}");
+    }
+}
+
+#[tokio::test]
+async fn many_websockets_share_one_cleartext_connection_and_it_closes_after_the_last() {
+    let server = start(
+        Serve::Http2,
+        Mode::Echo,
+        ServerOptions::default().protocols(["chat"]),
+        None,
+    )
+    .await;
+    let options = h2c().protocols(["chat"]);
+    let sockets: Vec<_> = (0..20)
+        .map(|_| WebSocketStream::connect(&server.url, options.clone()))
+        .collect();
+    let mut halves = Vec::new();
+    for ws in &sockets {
+        let opened = within(ws.opened()).await.unwrap();
+        assert_eq!(opened.response.version(), http::Version::HTTP_2);
+        assert_eq!(opened.response.status(), 200);
+        assert_eq!(opened.protocol.as_deref(), Some("chat"));
+        halves.push(opened);
+    }
+    futures::future::join_all(
+        halves
+            .iter_mut()
+            .enumerate()
+            .map(|(id, opened)| exchange(opened, id, 12)),
+    )
+    .await;
+    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 1);
+    assert!(server
+        .seen
+        .versions
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|v| *v == http::Version::HTTP_2));
+
+    // Closing some WebSockets leaves the connection (and the others) up.
+    for ws in &sockets[..19] {
+        ws.close(1000, "done").unwrap();
+        // The echo server answers with its own close: 1000.
+        let info = within(ws.closed()).await.unwrap();
+        assert_eq!(info.code, 1000);
+    }
+    exchange(&mut halves[19], 19, 4).await;
+    assert_eq!(server.seen.connections_ended.load(Ordering::SeqCst), 0);
+    // A new WebSocket reuses the connection.
+    let again = WebSocketStream::connect(&server.url, options.clone());
+    exchange(&mut within(again.opened()).await.unwrap(), 20, 2).await;
+    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 1);
+
+    // Once the last one ends, the connection closes.
+    for ws in [&sockets[19], &again] {
+        ws.close(1000, "").unwrap();
+        within(ws.closed()).await.unwrap();
+    }
+    drop((halves, sockets, again));
+    within(async {
+        while server.seen.connections_ended.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn wss_uses_h2_by_alpn_with_deflate_and_limits() {
+    let pki = certs::TestPki::generate(&["localhost"]);
+    let server_options = ServerOptions::default()
+        .deflate(DeflateConfig::default())
+        .max_message_size(100_000);
+    let server = start(Serve::Http2, Mode::Echo, server_options, Some(&pki)).await;
+    let options = Options::default()
+        .http_version(HttpVersion::PreferHttp2)
+        .tls_config(Arc::new(pki.client_config()))
+        .deflate(DeflateConfig::default());
+    let ws = WebSocketStream::connect(&server.url, options.clone());
+    let opened = within(ws.opened()).await.unwrap();
+    assert_eq!(opened.response.version(), http::Version::HTTP_2);
+    assert!(
+        opened.extensions.starts_with("permessage-deflate"),
+        "{}",
+        opened.extensions
+    );
+    let mut opened = opened;
+    exchange(&mut opened, 0, 10).await;
+
+    // The server's message limit holds on an HTTP/2 stream: 1009.
+    let big = WebSocketStream::connect(&server.url, options);
+    let mut opened = within(big.opened()).await.unwrap();
+    opened
+        .writable
+        .send(Message::binary(vec![1u8; 200_000]))
+        .await
+        .unwrap();
+    let info = within(big.closed()).await.unwrap();
+    assert_eq!(info.code, 1009, "{info:?}");
+    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn preferring_http2_falls_back_to_http1_and_requiring_it_fails_clearly() {
+    let pki = certs::TestPki::generate(&["localhost"]);
+    let tls = Arc::new(pki.client_config());
+    // ALPN chooses http/1.1: the upgrade runs on that same connection.
+    let http1 = start(
+        Serve::Http1,
+        Mode::Echo,
+        ServerOptions::default(),
+        Some(&pki),
+    )
+    .await;
+    let prefer = Options::default()
+        .http_version(HttpVersion::PreferHttp2)
+        .tls_config(tls.clone());
+    let ws = WebSocketStream::connect(&http1.url, prefer.clone());
+    let opened = within(ws.opened()).await.unwrap();
+    assert_eq!(opened.response.status(), 101);
+    let mut opened = opened;
+    exchange(&mut opened, 0, 2).await;
+    assert_eq!(http1.seen.connections.load(Ordering::SeqCst), 1);
+    let require = prefer.clone().http_version(HttpVersion::RequireHttp2);
+    let err = within(WebSocketStream::connect(&http1.url, require.clone()).opened())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Http2Unavailable(_)), "{err:?}");
+
+    // HTTP/2 without extended CONNECT: a fresh HTTP/1.1 connection, which
+    // this server (HTTP/2 only) cannot take; requiring it fails clearly.
+    let no_connect = start(
+        Serve::Http2NoConnect,
+        Mode::Echo,
+        ServerOptions::default(),
+        Some(&pki),
+    )
+    .await;
+    let err = within(WebSocketStream::connect(&no_connect.url, require).opened())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Http2Unavailable(why) if why.contains("SETTINGS_ENABLE_CONNECT_PROTOCOL"))
+    );
+
+    // A ws:// URL without prior knowledge.
+    let err = within(
+        WebSocketStream::connect(
+            "ws://127.0.0.1:9/",
+            Options::default().http_version(HttpVersion::RequireHttp2),
+        )
+        .opened(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Http2Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_refusal_carries_its_status_and_body() {
+    let server = start(Serve::Http2, Mode::Refuse, ServerOptions::default(), None).await;
+    let err = within(WebSocketStream::connect(&server.url, h2c()).opened())
+        .await
+        .unwrap_err();
+    match err {
+        Error::Handshake(HandshakeError::Status { status, body, .. }) => {
+            assert_eq!(status, 403);
+            assert_eq!(&body[..], b"no entry");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The same server at another path.
+fn at(url: &str, path: &str) -> String {
+    url.replace("/chat", path)
+}
+
+#[tokio::test]
+async fn a_reset_stream_fails_only_its_websocket() {
+    let server = start(Serve::Http2, Mode::Echo, ServerOptions::default(), None).await;
+    let options = h2c();
+    let fine = WebSocketStream::connect(&server.url, options.clone());
+    let mut fine = within(fine.opened()).await.unwrap();
+    let doomed = WebSocketStream::connect(at(&server.url, "/reset"), options.clone());
+    let mut opened = within(doomed.opened()).await.unwrap();
+    opened.writable.send(Message::text("one")).await.unwrap();
+    let err = within(doomed.closed()).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Io(_) | Error::ConnectionLost),
+        "{err:?}"
+    );
+    // The other stream of the same connection carries on.
+    exchange(&mut fine, 0, 6).await;
+    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_stalls_its_stream_not_its_neighbours() {
+    let server = start(Serve::Http2, Mode::Echo, ServerOptions::default(), None).await;
+    let options = h2c().write_high_water(64 * 1024);
+    let neighbour = WebSocketStream::connect(&server.url, options.clone());
+    let neighbour = within(neighbour.opened()).await.unwrap();
+    let stalled = WebSocketStream::connect(at(&server.url, "/stall"), options);
+    let mut opened = within(stalled.opened()).await.unwrap();
+    // The server never reads this stream: its window and then our queue
+    // fill, and the sink stops taking messages.
+    let chunk = Message::binary(vec![0u8; 64 * 1024]);
+    let mut sent = 0usize;
+    while tokio::time::timeout(
+        Duration::from_millis(500),
+        opened.writable.send(chunk.clone()),
+    )
+    .await
+    .is_ok()
+    {
+        sent += 1;
+        assert!(sent < 200, "the sink never pushed back");
+    }
+    // The neighbour on the same connection still moves megabytes.
+    let (mut writable, mut readable) = (neighbour.writable, neighbour.readable);
+    for i in 0..32u8 {
+        let message = Message::binary(vec![i; 256 * 1024]);
+        writable.send(message.clone()).await.unwrap();
+        assert_eq!(within(readable.next()).await.unwrap().unwrap(), message);
+    }
+    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_server_that_never_sends_settings_is_cut_at_the_open_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            held.push(tcp);
+        }
+    });
+    let options = h2c().open_timeout(Duration::from_millis(300));
+    let err = within(WebSocketStream::connect(&url, options).opened())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout(Timeout::Open)), "{err:?}");
+}
