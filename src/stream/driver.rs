@@ -192,9 +192,12 @@ impl Driver {
         self.wire.linger().await;
     }
 
-    /// Whether the peer has closed its side of the socket.
-    pub(crate) fn at_eof(&self) -> bool {
-        self.eof
+    /// Whether the transport should be drained before it is let go: after
+    /// a protocol failure (a socket closed with unread bytes sends a reset),
+    /// and on a wire that discards unsent bytes when dropped early (an
+    /// HTTP/2 stream), unless the peer has already ended its direction.
+    pub(crate) fn should_linger(&self) -> bool {
+        !self.eof && (self.proto.failure().is_some() || self.wire.drops_unsent_bytes())
     }
 }
 

@@ -444,16 +444,16 @@ impl Drop for Shared {
 
 impl State {
     /// Records how the connection ended and lets everyone know. After a
-    /// protocol failure, the socket is drained on a task of its own until
-    /// the peer closes (bounded: see `Driver::linger`), so our close frame
-    /// is not destroyed by a reset.
+    /// protocol failure, or any end of an HTTP/2 stream, the transport is
+    /// drained on a task of its own until the peer ends its direction
+    /// (bounded: see `Driver::linger`), so our close frame is not
+    /// destroyed by a reset.
     fn end(&mut self, result: Result<CloseInfo, Error>) {
         if let Phase::Ended(_) = self.phase {
             return;
         }
         if let Phase::Open(driver) = std::mem::replace(&mut self.phase, Phase::Ended(result)) {
-            let failed = driver.proto.failure().is_some();
-            if failed && !driver.at_eof() {
+            if driver.should_linger() {
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                     runtime.spawn(driver.linger());
                 }

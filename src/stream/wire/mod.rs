@@ -90,6 +90,18 @@ impl Wire {
         }
     }
 
+    /// Whether dropping this wire before the peer ends its direction loses
+    /// bytes written but not yet sent: `h2` resets a stream dropped early
+    /// and discards its queued DATA, where a socket's kernel buffer still
+    /// goes out after `close`.
+    pub(crate) fn drops_unsent_bytes(&self) -> bool {
+        match self {
+            Self::Bytes(_) => false,
+            #[cfg(feature = "http2")]
+            Self::Http2(_) => true,
+        }
+    }
+
     /// Reads and discards what the peer still sends after the connection
     /// failed, until it ends its direction: closing a socket with unread
     /// bytes makes the kernel send a reset, which can destroy our close
