@@ -8,6 +8,8 @@
 
 #[path = "support/certs.rs"]
 mod certs;
+#[path = "support/proxies.rs"]
+mod proxies;
 #[path = "support/raw.rs"]
 mod raw;
 
@@ -67,6 +69,7 @@ enum Serve {
 
 struct Server {
     url: String,
+    port: u16,
     seen: Arc<Seen>,
 }
 
@@ -117,7 +120,11 @@ async fn start(
             });
         }
     });
-    Server { url, seen }
+    Server {
+        url,
+        port: addr.port(),
+        seen,
+    }
 }
 
 async fn serve_connection<I>(
@@ -466,4 +473,99 @@ async fn a_server_that_never_sends_settings_is_cut_at_the_open_timeout() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout(Timeout::Open)), "{err:?}");
+}
+
+#[tokio::test]
+async fn http2_runs_through_http_connect_and_socks5_tunnels() {
+    let pki = certs::TestPki::generate(&["localhost"]);
+    let server = start(
+        Serve::Http2,
+        Mode::Echo,
+        ServerOptions::default(),
+        Some(&pki),
+    )
+    .await;
+    let tinyproxy = proxies::tinyproxy(None);
+    let microsocks = proxies::microsocks(None);
+    let tls = Arc::new(pki.client_config());
+    for (n, proxy) in [tinyproxy.url("http"), microsocks.url("socks5h")]
+        .iter()
+        .enumerate()
+    {
+        let options = Options::default()
+            .http_version(HttpVersion::RequireHttp2)
+            .tls_config(tls.clone())
+            .proxy(proxy);
+        // Two WebSockets, one tunnel, one HTTP/2 connection.
+        let first = WebSocketStream::connect(&server.url, options.clone());
+        let second = WebSocketStream::connect(&server.url, options);
+        for (id, ws) in [&first, &second].into_iter().enumerate() {
+            let mut opened = within(ws.opened()).await.unwrap();
+            assert_eq!(opened.response.version(), http::Version::HTTP_2, "{proxy}");
+            exchange(&mut opened, id, 4).await;
+        }
+        assert_eq!(
+            server.seen.connections.load(Ordering::SeqCst),
+            n + 1,
+            "{proxy}"
+        );
+    }
+    assert!(
+        tinyproxy.log().contains(&server.port.to_string()),
+        "tinyproxy did not log the tunnel:\n{}",
+        tinyproxy.log()
+    );
+}
+
+/// One axum route, `any(handler)`, takes HTTP/1.1 upgrades and HTTP/2
+/// extended CONNECT alike when served by hyper-util's auto builder.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn one_axum_route_serves_http1_upgrades_and_http2_extended_connect() {
+    use axum::routing::any;
+    use hyper_util::server::conn::auto;
+    use wsstream::axum::WebSocketUpgrade;
+
+    let versions = Arc::new(Mutex::new(Vec::new()));
+    let seen = versions.clone();
+    let app = axum::Router::new().route(
+        "/chat",
+        any(move |ws: WebSocketUpgrade| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(ws.request().version());
+                ws.protocols(["chat"]).on_upgrade(|ws| async move {
+                    if let Ok(opened) = ws.opened().await {
+                        let _ = opened.readable.forward(opened.writable).await;
+                    }
+                })
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/chat", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                builder.http2().enable_connect_protocol();
+                let _ = builder
+                    .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    let http1 = WebSocketStream::connect(&url, Options::default().protocols(["chat"]));
+    let http2 = WebSocketStream::connect(&url, h2c().protocols(["chat"]));
+    for (id, ws) in [&http1, &http2].into_iter().enumerate() {
+        let mut opened = within(ws.opened()).await.unwrap();
+        assert_eq!(opened.protocol.as_deref(), Some("chat"));
+        exchange(&mut opened, id, 4).await;
+    }
+    assert_eq!(
+        *versions.lock().unwrap(),
+        [http::Version::HTTP_11, http::Version::HTTP_2]
+    );
 }
