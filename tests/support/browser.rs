@@ -104,6 +104,14 @@ impl Browser {
     /// failed, the driver or the browser does not start) panics with
     /// chromedriver's log tail.
     pub fn start() -> Result<Browser, String> {
+        Self::start_with_args(&[])
+    }
+
+    /// [`start`](Self::start) with `extra` command-line flags for Chromium
+    /// after the usual ones (for instance
+    /// `--ignore-certificate-errors-spki-list=...` to trust a test
+    /// certificate).
+    pub fn start_with_args(extra: &[String]) -> Result<Browser, String> {
         let programs = programs()?;
         let mut taken = Vec::new();
         for _ in 0..START_ATTEMPTS {
@@ -111,7 +119,7 @@ impl Browser {
             let mut driver = spawn_driver(programs, port);
             match driver.wait_ready() {
                 Ok(()) => {
-                    driver.new_session(programs);
+                    driver.new_session(programs, extra);
                     return Ok(driver);
                 }
                 // chromedriver prints `bind() failed: Address already in use`.
@@ -255,11 +263,13 @@ impl Browser {
     }
 
     /// Creates the headless session, with the script and page-load timeouts
-    /// and the browser console kept for [`console_log`](Self::console_log).
-    fn new_session(&mut self, programs: &Programs) {
+    /// and the browser console kept for [`console_log`](Self::console_log),
+    /// Chromium running with [`CHROMIUM_ARGS`], its profile and `extra`.
+    fn new_session(&mut self, programs: &Programs, extra: &[String]) {
         let profile = self.dir.join("profile");
         let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|arg| (*arg).to_owned()).collect();
         args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend(extra.iter().cloned());
         let limit = SCRIPT_LIMIT.as_millis();
         let capabilities = json!({
             "capabilities": {

@@ -29,6 +29,8 @@ pub struct TestPki {
     pub key_pem: PathBuf,
     cert_der: CertificateDer<'static>,
     key_der: Vec<u8>,
+    /// The server key's SubjectPublicKeyInfo, DER.
+    spki_der: Vec<u8>,
 }
 
 impl TestPki {
@@ -77,6 +79,7 @@ impl TestPki {
             ca: ca.der().clone(),
             cert_der: cert.der().clone(),
             key_der: key.serialize_der(),
+            spki_der: key.public_key_der(),
             dir,
         }
     }
@@ -118,6 +121,29 @@ impl TestPki {
         .expect("server certificate and key");
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         config
+    }
+
+    /// [`server_config`](Self::server_config) offering the ALPN protocols
+    /// `alpn` instead, in order of preference (`[b"h2", b"http/1.1"]` for
+    /// a server of both HTTP versions).
+    pub fn server_config_with_alpn(&self, alpn: &[&[u8]]) -> rustls::ServerConfig {
+        let mut config = self.server_config();
+        config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+        config
+    }
+
+    /// The base64 of the SHA-256 of the server key's SubjectPublicKeyInfo:
+    /// what Chromium's `--ignore-certificate-errors-spki-list` takes, to
+    /// accept this certificate without installing the CA.
+    pub fn server_spki_sha256(&self) -> String {
+        use base64::Engine as _;
+        // ring's SHA-256, reached through a rustls cipher suite (ring is
+        // not a dependency of the tests themselves).
+        let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
+            .tls13()
+            .expect("a TLS 1.3 suite");
+        let digest = suite.common.hash_provider.hash(&self.spki_der);
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
     }
 }
 

@@ -409,7 +409,16 @@ impl NodeServer {
     /// `--max-payload N`) and waits until it listens. Panics, with its
     /// stderr, if it exits or does not print its port within 30 s.
     pub fn start(args: &[&str]) -> Self {
-        let mut command = script_command("echo_server.js", args);
+        Self::start_script("echo_server.js", args)
+    }
+
+    /// Starts another server script of `tests/peers/node` with `args`, one
+    /// that prints `PORT <n>` once it listens and exits when its standard
+    /// input closes (`h2_server.js`, which describes its flags and output
+    /// lines at its top), and waits until it listens. Panics, with its
+    /// stderr, if it exits or does not print its port within 30 s.
+    pub fn start_script(script: &str, args: &[&str]) -> Self {
+        let mut command = script_command(script, args);
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -617,10 +626,15 @@ impl Drop for NodeClient {
 /// `--*-context-takeover` / `--*-max-window-bits N` flags, `--count N`,
 /// `--size BYTES`, `--binary`) without waiting for it.
 pub fn spawn_client(url: &str, args: &[&str]) -> NodeClient {
-    let mut command = script_command(
-        "client.js",
-        std::iter::once(url).chain(args.iter().copied()),
-    );
+    spawn_script("client.js", url, args)
+}
+
+/// Starts `node SCRIPT URL ARGS` for another client script of
+/// `tests/peers/node` (`h2_client.js`, which describes its flags and output
+/// lines at its top) without waiting for it; [`NodeClient::wait`] bounds it
+/// by [`CLIENT_LIMIT`] like `client.js`.
+pub fn spawn_script(script: &str, url: &str, args: &[&str]) -> NodeClient {
+    let mut command = script_command(script, std::iter::once(url).chain(args.iter().copied()));
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
