@@ -65,6 +65,8 @@ enum Serve {
     Http2NoConnect,
     /// HTTP/1.1 only (TLS: ALPN `http/1.1`).
     Http1,
+    /// HTTP/2 with at most this many streams open at once.
+    Http2MaxStreams(u32),
 }
 
 struct Server {
@@ -170,7 +172,7 @@ async fn serve_connection<I>(
                 .with_upgrades()
                 .await;
         }
-        Serve::Http2 | Serve::Http2NoConnect => {
+        Serve::Http2 | Serve::Http2NoConnect | Serve::Http2MaxStreams(_) => {
             let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
             // hyper's default windows are 1 MiB for a stream and for the
             // whole connection: one WebSocket whose handler stops reading
@@ -178,8 +180,11 @@ async fn serve_connection<I>(
             builder
                 .initial_stream_window_size(256 * 1024)
                 .initial_connection_window_size(16 * 1024 * 1024);
-            if serve == Serve::Http2 {
+            if serve != Serve::Http2NoConnect {
                 builder.enable_connect_protocol();
+            }
+            if let Serve::Http2MaxStreams(max) = serve {
+                builder.max_concurrent_streams(max);
             }
             let _ = builder.serve_connection(io, service).await;
         }
@@ -568,4 +573,46 @@ async fn one_axum_route_serves_http1_upgrades_and_http2_extended_connect() {
         *versions.lock().unwrap(),
         [http::Version::HTTP_11, http::Version::HTTP_2]
     );
+}
+
+/// A server's stream limit holds: WebSockets past it wait for a stream to
+/// end (within the open timeout) rather than fail or open a second
+/// connection.
+#[tokio::test]
+async fn websockets_past_the_servers_stream_limit_wait_for_a_free_stream() {
+    let server = start(
+        Serve::Http2MaxStreams(4),
+        Mode::Echo,
+        ServerOptions::default(),
+        None,
+    )
+    .await;
+    let options = h2c();
+    let first: Vec<_> = (0..4)
+        .map(|_| WebSocketStream::connect(&server.url, options.clone()))
+        .collect();
+    let mut opened = Vec::new();
+    for ws in &first {
+        opened.push(within(ws.opened()).await.unwrap());
+    }
+    let fifth = WebSocketStream::connect(&server.url, options.clone());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), fifth.opened())
+            .await
+            .is_err(),
+        "a fifth stream opened past the server's limit of 4"
+    );
+    first[0].close(1000, "").unwrap();
+    within(first[0].closed()).await.unwrap();
+    let mut fifth_opened = within(fifth.opened()).await.unwrap();
+    exchange(&mut fifth_opened, 5, 2).await;
+    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 1);
+
+    // With every stream taken, the open timeout still bounds the wait.
+    let sixth = WebSocketStream::connect(
+        &server.url,
+        options.open_timeout(Duration::from_millis(300)),
+    );
+    let err = within(sixth.opened()).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(Timeout::Open)), "{err:?}");
 }
