@@ -616,3 +616,74 @@ async fn websockets_past_the_servers_stream_limit_wait_for_a_free_stream() {
     let err = within(sixth.opened()).await.unwrap_err();
     assert!(matches!(err, Error::Timeout(Timeout::Open)), "{err:?}");
 }
+
+/// A server's graceful GOAWAY lets the WebSockets it covers carry on and
+/// sends new ones to a new connection; a connection that breaks fails
+/// every WebSocket on it.
+#[tokio::test]
+async fn goaway_lets_streams_finish_and_a_broken_connection_fails_them_all() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (conns_tx, mut conns) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let go_away = Arc::new(tokio::sync::Notify::new());
+            let notified = go_away.clone();
+            let serving = tokio::spawn(async move {
+                let service = service_fn(|mut request| async move {
+                    let options = ServerOptions::default();
+                    let response = match wsstream::hyper::upgrade(&mut request, &options) {
+                        Ok((response, upgrading)) => {
+                            tokio::spawn(run(upgrading, Mode::Echo));
+                            response
+                        }
+                        Err(rejection) => rejection.into_response().map(Full::new),
+                    };
+                    Ok::<_, hyper::Error>(response)
+                });
+                let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .enable_connect_protocol()
+                    .serve_connection(TokioIo::new(tcp), service);
+                let mut connection = std::pin::pin!(connection);
+                tokio::select! {
+                    _ = connection.as_mut() => return,
+                    () = notified.notified() => connection.as_mut().graceful_shutdown(),
+                }
+                let _ = connection.await;
+            });
+            conns_tx.send((go_away, serving)).unwrap();
+        }
+    });
+    let options = h2c();
+    let mut a = within(WebSocketStream::connect(&url, options.clone()).opened())
+        .await
+        .unwrap();
+    let mut b = within(WebSocketStream::connect(&url, options.clone()).opened())
+        .await
+        .unwrap();
+    let (go_away, _first) = within(conns.recv()).await.unwrap();
+    go_away.notify_one();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The streams the GOAWAY covers carry on...
+    exchange(&mut a, 0, 3).await;
+    exchange(&mut b, 1, 3).await;
+    // ...and a new WebSocket goes to a new connection.
+    let c_ws = WebSocketStream::connect(&url, options.clone());
+    let mut c = within(c_ws.opened()).await.unwrap();
+    exchange(&mut c, 2, 3).await;
+    let (_, second) = within(conns.recv()).await.unwrap();
+
+    // The second connection breaks (the server's side of it is dropped):
+    // every WebSocket on it fails, promptly and with an error.
+    let d_ws = WebSocketStream::connect(&url, options);
+    let _d = within(d_ws.opened()).await.unwrap();
+    second.abort();
+    for ws in [&c_ws, &d_ws] {
+        let err = within(ws.closed()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Io(_) | Error::ConnectionLost),
+            "{err:?}"
+        );
+    }
+}
