@@ -31,6 +31,10 @@ pub struct ProxyGuide;
 #[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../docs/servers.md")]
 pub struct ServerGuide;
+/// The guide's HTTP/2 chapter, compiled and run as doctests.
+#[cfg(all(doctest, feature = "http2"))]
+#[doc = include_str!("../docs/http2.md")]
+pub struct Http2Guide;
 
 /// Re-exported for [`Options::signal`]: WHATWG's `AbortSignal`.
 pub use tokio_util::sync::CancellationToken;
