@@ -25,6 +25,11 @@
 //! # }
 //! ```
 //!
+//! Over HTTP/2 (features `axum` and `http2`, and a server with extended
+//! CONNECT enabled), WebSockets arrive as `CONNECT` requests, which `get`
+//! does not route: use `axum::routing::any(echo)` and one route takes both
+//! versions.
+//!
 //! A request that is not a WebSocket upgrade is refused by the extractor
 //! with a [`Rejection`] (400, 405 or 426 and a plain-text reason), which
 //! axum sends as the response.

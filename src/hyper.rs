@@ -4,7 +4,9 @@
 //! hyper parses the request, and the application routes and authenticates
 //! it; [`upgrade`] then checks that it is a WebSocket upgrade, negotiates
 //! under [`ServerOptions`] (subprotocols, permessage-deflate) and gives the
-//! `101` response to return from the service, and an [`Upgrading`] future
+//! response to return from the service (`101`; `200` for a WebSocket over
+//! HTTP/2, an extended CONNECT, with the features `hyper` and `http2` and
+//! hyper's `enable_connect_protocol`), and an [`Upgrading`] future
 //! that resolves to the [`WebSocketStream`] once hyper hands over the
 //! connection. The connection keeps every wsstream option: limits,
 //! timeouts, keepalive, deflate, backpressure.
@@ -68,7 +70,8 @@ use hyper_util::rt::TokioIo;
 use crate::{Error, Rejection, ServerOptions, Timeout, Upgrade, WebSocketStream};
 
 /// Checks that `request` is a WebSocket upgrade and negotiates it under
-/// `options`: the `101` response to return from the service, and the
+/// `options`: the response to return from the service (`101`, or `200`
+/// for an HTTP/2 extended CONNECT), and the
 /// future of the connection. A request that is not an acceptable upgrade
 /// gives the [`Rejection`] to answer with instead (400, 405 or 426, as
 /// [`Upgrade::new`] says; 500 when hyper cannot upgrade this connection,

@@ -19,7 +19,8 @@ use crate::transport::{BoxedTransport, Transport};
 use crate::Error;
 
 /// A WebSocket upgrade request, checked and negotiated under
-/// [`ServerOptions`]: the `101` response to send and, once the transport
+/// [`ServerOptions`]: the response to send (`101`, or `200` for an HTTP/2
+/// extended CONNECT) and, once the transport
 /// is upgraded, the connection.
 ///
 /// ```
@@ -53,7 +54,7 @@ impl Upgrade {
     /// Checks that `request` is a WebSocket upgrade (method, version,
     /// `Host`, `Upgrade`, `Connection`, `Sec-WebSocket-Version`, key),
     /// chooses the subprotocol and negotiates permessage-deflate as
-    /// `options` say, and builds the `101` response. A request that is not
+    /// `options` say, and builds the accepting response. A request that is not
     /// an acceptable upgrade gives the [`Rejection`] to answer it with (the
     /// same statuses as [`WebSocketStream::accept`]).
     ///
@@ -106,9 +107,10 @@ impl Upgrade {
         }
     }
 
-    /// The `101 Switching Protocols` response to send: `Upgrade`,
-    /// `Connection`, `Sec-WebSocket-Accept`, and the subprotocol and
-    /// extensions chosen.
+    /// The response to send, naming the subprotocol and extensions chosen:
+    /// over HTTP/1.1, `101 Switching Protocols` with `Upgrade`,
+    /// `Connection` and `Sec-WebSocket-Accept`; for an HTTP/2 extended
+    /// CONNECT, `200`.
     pub fn response(&self) -> &Response<()> {
         &self.negotiated.response
     }

@@ -44,7 +44,8 @@ pub struct Opened {
     /// The negotiated extensions, as the `Sec-WebSocket-Extensions` value
     /// (empty when none).
     pub extensions: String,
-    /// The `101 Switching Protocols` response, status and fields
+    /// The accepting response (`101 Switching Protocols`, or `200` over
+    /// HTTP/2, with its version), status and fields
     /// (`Set-Cookie`, say): on a client, as the server sent it; on a
     /// server, as it was sent.
     pub response: http::Response<()>,

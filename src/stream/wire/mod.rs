@@ -35,9 +35,10 @@ const LINGER_BYTES: usize = 1 << 20;
 pub(crate) enum Wire {
     /// A byte stream: a socket, a TLS session, an upgraded HTTP connection.
     Bytes(BoxedTransport),
-    /// One HTTP/2 stream.
+    /// One HTTP/2 stream (boxed: `h2`'s handles are larger than a byte
+    /// stream's pointer, and every connection would pay for them).
     #[cfg(feature = "http2")]
-    Http2(http2::Http2Stream),
+    Http2(Box<http2::Http2Stream>),
 }
 
 impl Wire {

@@ -142,7 +142,7 @@ async fn open_stream(
     let keep_alive: Arc<dyn Send + Sync> = connection.clone();
     let stream = Http2Stream::new(send, recv, Some(keep_alive));
     Ok(Route::Opened(Box::new(Established::new(
-        Wire::Http2(stream),
+        Wire::Http2(Box::new(stream)),
         Role::Client,
         options.conn,
         BytesMut::new(),
