@@ -351,6 +351,25 @@ async fn wsstream_server() -> std::net::SocketAddr {
     addr
 }
 
+/// Opens a WebSocket by hand on a new stream of `sender`'s connection.
+async fn open_raw(
+    sender: &h2::client::SendRequest<Bytes>,
+    addr: std::net::SocketAddr,
+) -> RawStream {
+    let mut request = http::Request::connect(format!("http://{addr}/"))
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(h2::ext::Protocol::from_static("websocket"));
+    let mut sender = sender.clone().ready().await.unwrap();
+    let (response, send) = sender.send_request(request, false).unwrap();
+    let response = within(response).await.unwrap();
+    assert_eq!(response.status(), 200);
+    RawStream::new(send, response.into_body(), Role::Client)
+}
+
 #[tokio::test]
 async fn wsstream_server_over_http2_against_a_raw_client() {
     let addr = wsstream_server().await;
@@ -362,18 +381,7 @@ async fn wsstream_server_over_http2_against_a_raw_client() {
     assert!(sender.is_extended_connect_protocol_enabled());
     // Every case on its own stream of the one connection.
     for case in CASES {
-        let mut request = http::Request::connect(format!("http://{addr}/"))
-            .header("sec-websocket-version", "13")
-            .body(())
-            .unwrap();
-        request
-            .extensions_mut()
-            .insert(h2::ext::Protocol::from_static("websocket"));
-        let mut sender = sender.clone().ready().await.unwrap();
-        let (response, send) = sender.send_request(request, false).unwrap();
-        let response = within(response).await.unwrap();
-        assert_eq!(response.status(), 200, "{}", case.name);
-        let mut stream = RawStream::new(send, response.into_body(), Role::Client);
+        let mut stream = open_raw(&sender, addr).await;
         stream.run(case, Some([0x11, 0x22, 0x33, 0x44])).await;
     }
     // A frame without a mask from a client.
@@ -382,19 +390,7 @@ async fn wsstream_server_over_http2_against_a_raw_client() {
         frames: |_| vec![frame(OpCode::Text, true, b"x", None)],
         expect: || Expect::Close(1002),
     };
-    let mut request = http::Request::connect(format!("http://{addr}/"))
-        .header("sec-websocket-version", "13")
-        .body(())
-        .unwrap();
-    request
-        .extensions_mut()
-        .insert(h2::ext::Protocol::from_static("websocket"));
-    let mut sender = sender.ready().await.unwrap();
-    let (response, send) = sender.send_request(request, false).unwrap();
-    let response = within(response).await.unwrap();
-    RawStream::new(send, response.into_body(), Role::Client)
-        .run(&case, None)
-        .await;
+    open_raw(&sender, addr).await.run(&case, None).await;
 }
 
 #[tokio::test]
