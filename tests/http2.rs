@@ -687,3 +687,26 @@ async fn goaway_lets_streams_finish_and_a_broken_connection_fails_them_all() {
         );
     }
 }
+
+/// Clones of one `Options` share connections; a clone given another
+/// connector (or TLS configuration) gets connections of its own, and a
+/// separate `Options` value never shares.
+#[tokio::test]
+async fn only_options_with_the_same_route_share_a_connection() {
+    let server = start(Serve::Http2, Mode::Echo, ServerOptions::default(), None).await;
+    let options = h2c();
+    let rerouted = options.clone().connector(wsstream::transport::TcpConnector);
+    let separate = h2c();
+    let mut open = Vec::new();
+    for (id, opts) in [&options, &options.clone(), &rerouted, &separate]
+        .into_iter()
+        .enumerate()
+    {
+        let mut opened = within(WebSocketStream::connect(&server.url, opts.clone()).opened())
+            .await
+            .unwrap();
+        exchange(&mut opened, id, 1).await;
+        open.push(opened);
+    }
+    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 3);
+}

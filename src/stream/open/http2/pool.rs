@@ -15,7 +15,7 @@ use crate::handshake::{Target, MAX_HEAD_LEN};
 use crate::stream::open::client::connect_stream;
 use crate::stream::options::Options;
 use crate::stream::wire::http2::stream_error;
-use crate::transport::BoxedTransport;
+use crate::transport::{BoxedTransport, Connector};
 use crate::Error;
 
 /// The receive window of each stream: how much a WebSocket's peer may send
@@ -65,16 +65,46 @@ impl Connection {
 }
 
 /// Where a connection goes and how: one connection per key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 struct Key {
     host: String,
     port: u16,
     tls: bool,
-    /// The connector and TLS configuration, by identity: clones of one
-    /// `Options` share them, and options that differ in them never share
-    /// a connection.
-    connector: usize,
-    tls_config: usize,
+    /// The connector and TLS configuration, compared by identity: clones
+    /// of one `Options` share them, and options that differ in them never
+    /// share a connection. Held, so that an address is not reused by
+    /// another while the key exists.
+    connector: Option<Arc<dyn Connector>>,
+    #[cfg(feature = "tls")]
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Key {
+    fn identity(&self) -> (&str, u16, bool, usize, usize) {
+        let connector = self
+            .connector
+            .as_ref()
+            .map_or(0, |c| Arc::as_ptr(c).cast::<()>() as usize);
+        #[cfg(feature = "tls")]
+        let tls_config = self.tls_config.as_ref().map_or(0, |c| Arc::as_ptr(c) as usize);
+        #[cfg(not(feature = "tls"))]
+        let tls_config = 0;
+        (&self.host, self.port, self.tls, connector, tls_config)
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+    }
 }
 
 /// A slot per key; its lock is held while a connection is being set up,
@@ -148,22 +178,17 @@ impl std::fmt::Debug for Http2Pool {
 }
 
 fn key(target: &Target, options: &Options) -> Key {
-    let connector = options.connector.as_ref().map_or(0, |shared| {
-        Arc::as_ptr(&shared.connector).cast::<()>() as usize
-    });
-    #[cfg(feature = "tls")]
-    let tls_config = options
-        .tls
-        .as_ref()
-        .map_or(0, |config| Arc::as_ptr(config) as usize);
-    #[cfg(not(feature = "tls"))]
-    let tls_config = 0;
     Key {
         host: target.host.clone(),
         port: target.port,
         tls: target.tls,
-        connector,
-        tls_config,
+        connector: options
+            .connector
+            .as_ref()
+            .ok()
+            .map(|shared| shared.connector.clone()),
+        #[cfg(feature = "tls")]
+        tls_config: options.tls.clone(),
     }
 }
 
