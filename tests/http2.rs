@@ -575,11 +575,11 @@ async fn one_axum_route_serves_http1_upgrades_and_http2_extended_connect() {
     );
 }
 
-/// A server's stream limit holds: WebSockets past it wait for a stream to
-/// end (within the open timeout) rather than fail or open a second
-/// connection.
+/// A server's limit on concurrent streams holds: WebSockets past it go to
+/// another connection (as Go's HTTP/2 client does) instead of waiting for a
+/// stream to end; freed places are used again before a third connection.
 #[tokio::test]
-async fn websockets_past_the_servers_stream_limit_wait_for_a_free_stream() {
+async fn websockets_past_the_servers_stream_limit_open_another_connection() {
     let server = start(
         Serve::Http2MaxStreams(4),
         Mode::Echo,
@@ -588,33 +588,32 @@ async fn websockets_past_the_servers_stream_limit_wait_for_a_free_stream() {
     )
     .await;
     let options = h2c();
-    let first: Vec<_> = (0..4)
+    let sockets: Vec<_> = (0..6)
         .map(|_| WebSocketStream::connect(&server.url, options.clone()))
         .collect();
     let mut opened = Vec::new();
-    for ws in &first {
-        opened.push(within(ws.opened()).await.unwrap());
+    for (id, ws) in sockets.iter().enumerate() {
+        let mut halves = within(ws.opened()).await.unwrap();
+        exchange(&mut halves, id, 2).await;
+        opened.push(halves);
     }
-    let fifth = WebSocketStream::connect(&server.url, options.clone());
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), fifth.opened())
-            .await
-            .is_err(),
-        "a fifth stream opened past the server's limit of 4"
-    );
-    first[0].close(1000, "").unwrap();
-    within(first[0].closed()).await.unwrap();
-    let mut fifth_opened = within(fifth.opened()).await.unwrap();
-    exchange(&mut fifth_opened, 5, 2).await;
-    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 1);
-
-    // With every stream taken, the open timeout still bounds the wait.
-    let sixth = WebSocketStream::connect(
-        &server.url,
-        options.open_timeout(Duration::from_millis(300)),
-    );
-    let err = within(sixth.opened()).await.unwrap_err();
-    assert!(matches!(err, Error::Timeout(Timeout::Open)), "{err:?}");
+    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 2);
+    // Two places free up on the first connection; two more WebSockets use
+    // them (with the second connection's two spare places, no third
+    // connection is needed for four).
+    for ws in &sockets[..2] {
+        ws.close(1000, "").unwrap();
+        within(ws.closed()).await.unwrap();
+    }
+    let more: Vec<_> = (0..4)
+        .map(|_| WebSocketStream::connect(&server.url, options.clone()))
+        .collect();
+    for (id, ws) in more.iter().enumerate() {
+        let mut halves = within(ws.opened()).await.unwrap();
+        exchange(&mut halves, 10 + id, 2).await;
+        opened.push(halves);
+    }
+    assert_eq!(server.seen.connections.load(Ordering::SeqCst), 2);
 }
 
 /// A server's graceful GOAWAY lets the WebSockets it covers carry on and

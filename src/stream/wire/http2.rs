@@ -9,7 +9,6 @@
 
 use std::fmt;
 use std::io;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -24,8 +23,9 @@ pub(crate) struct Http2Stream {
     send: SendStream<Bytes>,
     recv: RecvStream,
     finished: bool,
-    /// Keeps the connection open (and reusable) while this stream lives.
-    _connection: Option<Arc<dyn Send + Sync>>,
+    /// Keeps the connection open (and its stream counted) while this
+    /// stream lives.
+    _connection: Option<Box<dyn Send + Sync>>,
 }
 
 impl Http2Stream {
@@ -34,7 +34,7 @@ impl Http2Stream {
     pub(crate) fn new(
         send: SendStream<Bytes>,
         recv: RecvStream,
-        connection: Option<Arc<dyn Send + Sync>>,
+        connection: Option<Box<dyn Send + Sync>>,
     ) -> Self {
         Self {
             send,

@@ -19,7 +19,7 @@ use crate::transport::BoxedTransport;
 use crate::Error;
 
 pub(crate) use pool::Http2Pool;
-use pool::{Connection, Dialed};
+use pool::{Dialed, StreamSlot};
 
 /// Where a client's open goes after looking at HTTP/2.
 pub(crate) enum Route {
@@ -61,7 +61,10 @@ pub(crate) async fn open(
                 return Err(Error::Http2Unavailable(NO_EXTENDED_CONNECT));
             }
         };
-        return open_stream(&Arc::new(connection), target, options).await;
+        let Some(place) = Arc::new(connection).reserve() else {
+            return Err(Error::Http2Unavailable("the server allows no stream"));
+        };
+        return open_stream(place, target, options).await;
     }
     if !target.tls && !settings.prior_knowledge {
         return unavailable(
@@ -71,7 +74,7 @@ pub(crate) async fn open(
         );
     }
     match settings.pool.connection(target, options, deadline).await? {
-        Dialed::Http2(connection) => open_stream(&connection, target, options).await,
+        Dialed::Http2(place) => open_stream(place, target, options).await,
         Dialed::Http1(io) => {
             unavailable(required, "the server did not choose h2 by ALPN", Some(io))
         }
@@ -95,10 +98,10 @@ fn unavailable(
     }
 }
 
-/// Sends the extended CONNECT on a new stream of `connection` and checks
-/// the answer.
+/// Sends the extended CONNECT on a new stream at `place` and checks the
+/// answer.
 async fn open_stream(
-    connection: &Arc<Connection>,
+    place: StreamSlot,
     target: &Target,
     options: &Options,
 ) -> Result<Route, Error> {
@@ -114,7 +117,8 @@ async fn open_stream(
         .insert(h2::ext::Protocol::from_static(
             crate::handshake::WEBSOCKET_PROTOCOL,
         ));
-    let mut sender = connection
+    let mut sender = place
+        .connection()
         .sender()
         .ready()
         .await
@@ -139,8 +143,7 @@ async fn open_stream(
         Err(err) => return Err(err.into()),
     };
     let recv = response.into_body();
-    let keep_alive: Arc<dyn Send + Sync> = connection.clone();
-    let stream = Http2Stream::new(send, recv, Some(keep_alive));
+    let stream = Http2Stream::new(send, recv, Some(Box::new(place)));
     Ok(Route::Opened(Box::new(Established::new(
         Wire::Http2(Box::new(stream)),
         Role::Client,

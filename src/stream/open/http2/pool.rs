@@ -1,10 +1,11 @@
-//! The HTTP/2 connections a client's options share: at most one per origin
-//! and route, held by the WebSockets on it and remembered only weakly, so
-//! a connection closes when its last WebSocket ends and the pool never
-//! keeps one alive by itself.
+//! The HTTP/2 connections a client's options share: one per origin and
+//! route while its streams suffice, another once the server's limit on
+//! concurrent streams is reached; each held by the WebSockets on it and
+//! remembered only weakly, so a connection closes when its last WebSocket
+//! ends and the pool never keeps one alive by itself.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -43,12 +44,34 @@ pub(crate) struct Connection {
     sender: SendRequest<Bytes>,
     /// Set when the task driving the connection ends.
     ended: Arc<AtomicBool>,
+    /// WebSockets on this connection, or being opened on it.
+    streams: AtomicUsize,
 }
 
 impl Connection {
+    fn new(sender: SendRequest<Bytes>, ended: Arc<AtomicBool>) -> Self {
+        Self {
+            sender,
+            ended,
+            streams: AtomicUsize::new(0),
+        }
+    }
+
     /// A handle for one new stream.
     pub(super) fn sender(&self) -> SendRequest<Bytes> {
         self.sender.clone()
+    }
+
+    /// Counts one more WebSocket on this connection, unless that would go
+    /// past the server's limit on concurrent streams.
+    pub(super) fn reserve(self: &Arc<Self>) -> Option<StreamSlot> {
+        let limit = self.sender.current_max_send_streams();
+        self.streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()?;
+        Some(StreamSlot(self.clone()))
     }
 
     /// Whether new streams can still be opened: the connection is running
@@ -61,6 +84,23 @@ impl Connection {
         let mut cx = Context::from_waker(Waker::noop());
         // Pending only means the server's stream limit is reached for now.
         !matches!(probe.poll_ready(&mut cx), Poll::Ready(Err(_)))
+    }
+}
+
+/// One WebSocket's place on a connection: keeps the connection open, and
+/// frees the place when dropped.
+pub(crate) struct StreamSlot(Arc<Connection>);
+
+impl StreamSlot {
+    /// The connection the place is on.
+    pub(super) fn connection(&self) -> &Connection {
+        &self.0
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -107,10 +147,10 @@ impl std::hash::Hash for Key {
     }
 }
 
-/// A slot per key; its lock is held while a connection is being set up,
-/// so WebSockets opened at once to one origin wait for one connection
-/// rather than each dialing their own.
-type Slot = Arc<tokio::sync::Mutex<Weak<Connection>>>;
+/// The connections of one key; the lock is held while a connection is
+/// being set up, so WebSockets opened at once to one origin wait for one
+/// connection rather than each dialing their own.
+type Slot = Arc<tokio::sync::Mutex<Vec<Weak<Connection>>>>;
 
 /// The HTTP/2 connections of one `Options` value and its clones.
 #[derive(Clone, Default)]
@@ -119,19 +159,25 @@ pub(crate) struct Http2Pool {
 }
 
 impl Http2Pool {
-    /// A usable connection to the target's origin: the pooled one, or a
-    /// new one (connector, TLS with ALPN `h2` and `http/1.1`, the HTTP/2
-    /// preface and SETTINGS), which is then pooled.
+    /// A place for one WebSocket on a connection to the target's origin:
+    /// on a pooled connection with a stream to spare, or on a new one
+    /// (connector, TLS with ALPN `h2` and `http/1.1`, the HTTP/2 preface and
+    /// SETTINGS), which is then pooled.
     pub(super) async fn connection(
         &self,
         target: &Target,
         options: &Options,
         deadline: tokio::time::Instant,
-    ) -> Result<Dialed<Arc<Connection>>, Error> {
+    ) -> Result<Dialed<StreamSlot>, Error> {
         let slot = self.slot(key(target, options));
         let mut pooled = slot.lock().await;
-        if let Some(connection) = pooled.upgrade().filter(|c| c.is_usable()) {
-            return Ok(Dialed::Http2(connection));
+        pooled.retain(|weak| weak.upgrade().is_some_and(|c| c.is_usable()));
+        if let Some(place) = pooled
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find_map(|connection| connection.reserve())
+        {
+            return Ok(Dialed::Http2(place));
         }
         let io = connect_stream(target, options, deadline).await?;
         let io = if target.tls {
@@ -146,8 +192,12 @@ impl Http2Pool {
         Ok(match handshake(io).await? {
             Dialed::Http2(connection) => {
                 let connection = Arc::new(connection);
-                *pooled = Arc::downgrade(&connection);
-                Dialed::Http2(connection)
+                pooled.push(Arc::downgrade(&connection));
+                match connection.reserve() {
+                    Some(place) => Dialed::Http2(place),
+                    // A server that allows no stream at all.
+                    None => Dialed::NoExtendedConnect,
+                }
             }
             Dialed::Http1(io) => Dialed::Http1(io),
             Dialed::NoExtendedConnect => Dialed::NoExtendedConnect,
@@ -162,7 +212,7 @@ impl Http2Pool {
             Arc::strong_count(slot) > 1
                 || slot
                     .try_lock()
-                    .map_or(true, |pooled| pooled.strong_count() > 0)
+                    .map_or(true, |pooled| pooled.iter().any(|c| c.strong_count() > 0))
         });
         slots.entry(key).or_default().clone()
     }
@@ -252,5 +302,5 @@ pub(super) async fn handshake(io: BoxedTransport) -> Result<Dialed<Connection>, 
     if !sender.is_extended_connect_protocol_enabled() {
         return Ok(Dialed::NoExtendedConnect);
     }
-    Ok(Dialed::Http2(Connection { sender, ended }))
+    Ok(Dialed::Http2(Connection::new(sender, ended)))
 }
