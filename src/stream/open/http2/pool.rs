@@ -126,7 +126,10 @@ impl Key {
             .as_ref()
             .map_or(0, |c| Arc::as_ptr(c).cast::<()>() as usize);
         #[cfg(feature = "tls")]
-        let tls_config = self.tls_config.as_ref().map_or(0, |c| Arc::as_ptr(c) as usize);
+        let tls_config = self
+            .tls_config
+            .as_ref()
+            .map_or(0, |c| Arc::as_ptr(c) as usize);
         #[cfg(not(feature = "tls"))]
         let tls_config = 0;
         (&self.host, self.port, self.tls, connector, tls_config)
