@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::response::Html;
 use axum::routing::get;
-use browser::Browser;
+use browser::with_browser;
 use futures::{SinkExt, StreamExt};
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::net::TcpListener;
 use wsstream::axum::WebSocketUpgrade;
 use wsstream::{Acceptance, DeflateConfig, Message, Rejection, ServerOptions, WebSocketStream};
@@ -186,37 +186,6 @@ async fn start_hook_server(seen: Seen) -> String {
     base
 }
 
-/// Runs `steps` with a started [`Browser`] on a blocking thread; `None`
-/// when the machine cannot have Chromium (the reason is printed).
-async fn with_browser<T: Send + 'static>(
-    steps: impl FnOnce(&Browser) -> T + Send + 'static,
-) -> Option<T> {
-    let run = tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let browser = match Browser::start() {
-            Ok(browser) => browser,
-            Err(reason) => {
-                eprintln!("skipping: {reason}");
-                return None;
-            }
-        };
-        eprintln!("Browser::start took {:?}", started.elapsed());
-        Some(steps(&browser))
-    });
-    match tokio::time::timeout(LIMIT, run).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) => std::panic::resume_unwind(join.into_panic()),
-        Err(_) => panic!("the browser steps took longer than {LIMIT:?}"),
-    }
-}
-
-/// Opens the page and calls one of its functions with `args`; returns
-/// what the promise it returns resolved to.
-fn call(browser: &Browser, function: &str, args: Value) -> Value {
-    let script = format!("return {function}(...arguments);");
-    browser.execute(&script, args)
-}
-
 /// The browser's `WebSocket` and (where Chromium has it) its
 /// `WebSocketStream`: the server's subprotocol, permessage-deflate,
 /// text, binary and a 1 MiB compressible text both ways, and a close with a
@@ -225,24 +194,21 @@ fn call(browser: &Browser, function: &str, args: Value) -> Value {
 async fn chromium_talks_to_wsstream_over_websocket_and_websocketstream() {
     let seen = Seen::default();
     let base = start_page_server(seen.clone()).await;
-    let Some((socket, stream, server_closed, unmatched)) = with_browser(move |browser| {
-        browser.goto(&format!("http://{base}/"));
-        let echo = json!([format!("ws://{base}/ws/echo")]);
-        let socket = call(browser, "websocketEcho", echo.clone());
-        let stream = call(browser, "websocketStreamEcho", echo);
-        let server_closed = call(
-            browser,
-            "serverCloses",
-            json!([format!("ws://{base}/ws/bye")]),
-        );
-        let unmatched = call(
-            browser,
-            "unmatchedProtocols",
-            json!([format!("ws://{base}/ws/echo")]),
-        );
-        (socket, stream, server_closed, unmatched)
-    })
-    .await
+    let Some((socket, stream, server_closed, unmatched)) =
+        with_browser(Vec::new(), LIMIT, move |browser| {
+            browser.goto(&format!("http://{base}/"));
+            let echo = json!([format!("ws://{base}/ws/echo")]);
+            let socket = browser.call("websocketEcho", echo.clone());
+            let stream = browser.call("websocketStreamEcho", echo);
+            let server_closed =
+                browser.call("serverCloses", json!([format!("ws://{base}/ws/bye")]));
+            let unmatched = browser.call(
+                "unmatchedProtocols",
+                json!([format!("ws://{base}/ws/echo")]),
+            );
+            (socket, stream, server_closed, unmatched)
+        })
+        .await
     else {
         return;
     };
@@ -316,9 +282,9 @@ async fn chromium_sees_the_accept_hooks_refusal_and_keeps_its_cookie() {
     let seen = Seen::default();
     let base = start_page_server(seen.clone()).await;
     let hook_base = start_hook_server(seen.clone()).await;
-    let Some(hook) = with_browser(move |browser| {
+    let Some(hook) = with_browser(Vec::new(), LIMIT, move |browser| {
         browser.goto(&format!("http://{base}/"));
-        call(browser, "acceptHook", json!([hook_base]))
+        browser.call("acceptHook", json!([hook_base]))
     })
     .await
     else {

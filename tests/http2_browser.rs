@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Request, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get};
-use browser::Browser;
+use browser::with_browser;
 use certs::TestPki;
 use futures::{SinkExt, StreamExt};
 use http::{Extensions, Method, StatusCode, Uri, Version};
@@ -360,35 +360,6 @@ fn trusting(pki: &TestPki) -> Vec<String> {
     )]
 }
 
-/// Runs `steps` with a Chromium started with `flags` on a blocking thread;
-/// `None` when the machine cannot have Chromium (the reason is printed).
-async fn with_browser<T: Send + 'static>(
-    flags: Vec<String>,
-    steps: impl FnOnce(&Browser) -> T + Send + 'static,
-) -> Option<T> {
-    let run = tokio::task::spawn_blocking(move || {
-        let browser = match Browser::start_with_args(&flags) {
-            Ok(browser) => browser,
-            Err(reason) => {
-                eprintln!("skipping: {reason}");
-                return None;
-            }
-        };
-        Some(steps(&browser))
-    });
-    match tokio::time::timeout(LIMIT, run).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) => std::panic::resume_unwind(join.into_panic()),
-        Err(_) => panic!("the browser steps took longer than {LIMIT:?}"),
-    }
-}
-
-/// Calls one of the page's functions with `args` (an array); returns what
-/// its promise resolved to.
-fn call(browser: &Browser, function: &str, args: Value) -> Value {
-    browser.execute(&format!("return {function}(...arguments);"), args)
-}
-
 /// Checks what the page saw of one connection: the subprotocol, deflate,
 /// every echo intact, and a clean close with 1000.
 fn assert_page_saw_echoes(seen: &Value) {
@@ -490,15 +461,14 @@ async fn chromium_opens_websockets_as_http2_streams() {
     let pki = TestPki::generate(&["localhost", "127.0.0.1"]);
     let server = start_server(&pki, true).await;
     let origin = server.origin.clone();
-    let Some((page, results)) = with_browser(trusting(&pki), move |browser| {
+    let Some((page, results)) = with_browser(trusting(&pki), LIMIT, move |browser| {
         browser.goto(&format!("{origin}/"));
-        let page = call(browser, "pageProtocol", json!([]));
-        let socket = call(browser, "socketEcho", json!(["/ws", "socket"]));
-        let stream = call(browser, "streamEcho", json!(["/ws", "stream"]));
-        let hyper = call(browser, "socketEcho", json!(["/ws/hyper", "hyper-socket"]));
-        let hyper_stream = call(browser, "streamEcho", json!(["/ws/hyper", "hyper-stream"]));
-        let together = call(
-            browser,
+        let page = browser.call("pageProtocol", json!([]));
+        let socket = browser.call("socketEcho", json!(["/ws", "socket"]));
+        let stream = browser.call("streamEcho", json!(["/ws", "stream"]));
+        let hyper = browser.call("socketEcho", json!(["/ws/hyper", "hyper-socket"]));
+        let hyper_stream = browser.call("streamEcho", json!(["/ws/hyper", "hyper-stream"]));
+        let together = browser.call(
             "together",
             json!([[
                 ["/ws", "together-1"],
@@ -535,15 +505,11 @@ async fn without_extended_connect_chromium_falls_back_to_http1() {
     let pki = TestPki::generate(&["localhost", "127.0.0.1"]);
     let server = start_server(&pki, false).await;
     let origin = server.origin.clone();
-    let Some((page, results)) = with_browser(trusting(&pki), move |browser| {
+    let Some((page, results)) = with_browser(trusting(&pki), LIMIT, move |browser| {
         browser.goto(&format!("{origin}/"));
-        let page = call(browser, "pageProtocol", json!([]));
-        let socket = call(browser, "socketEcho", json!(["/ws", "h1-socket"]));
-        let hyper = call(
-            browser,
-            "socketEcho",
-            json!(["/ws/hyper", "hyper-h1-socket"]),
-        );
+        let page = browser.call("pageProtocol", json!([]));
+        let socket = browser.call("socketEcho", json!(["/ws", "h1-socket"]));
+        let hyper = browser.call("socketEcho", json!(["/ws/hyper", "hyper-h1-socket"]));
         (page, connections(&[&socket, &hyper]))
     })
     .await

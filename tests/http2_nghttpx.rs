@@ -42,30 +42,30 @@
 #[cfg(feature = "tls")]
 #[path = "support/certs.rs"]
 mod certs;
+#[path = "support/http2_echo.rs"]
+mod http2_echo;
+#[path = "support/programs.rs"]
+mod programs;
 #[path = "support/python.rs"]
 mod python;
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+#[cfg(feature = "tls")]
+use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http2_echo::{echo_over, hyper_h2_echo_server, plain, within, STEP};
+use programs::{
+    find_program, free_port, is_executable, is_root, not_root_hint, read_lossy, run_install_script,
+    unique_dir,
+};
 use python::PythonServer;
-use tokio::net::TcpListener;
-use wsstream::{HttpVersion, Message, Options, ServerOptions, WebSocketStream};
-
-/// The longest any single step may take.
-const STEP: Duration = Duration::from_secs(30);
+use wsstream::{HttpVersion, Message, Options, ServerOptions};
 
 /// How many WebSockets the client tests open on their one connection.
 const STREAMS: usize = 3;
@@ -87,12 +87,6 @@ const START_ATTEMPTS: usize = 3;
 /// frontend's protocol (`h2c`, `h2`, `http/1.1`), the status the backend
 /// answered, and the request line.
 const ACCESS_LOG_FORMAT: &str = r#"$remote_port $alpn $status "$request""#;
-
-async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(STEP, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {STEP:?}: {what}"))
-}
 
 // ---------------------------------------------------------------------------
 // nghttpx: found or installed once, started per test.
@@ -129,71 +123,30 @@ fn prepare() -> Result<PathBuf, String> {
             )
         };
     }
-    if let Some(path) = find_program("nghttpx") {
+    if let Some(path) = find_program(&["nghttpx"]) {
         return Ok(path);
     }
     if !is_root() {
         return Err(format!(
-            "nghttpx missing and not root, so `{INSTALL_SCRIPT}` was not run (run `sudo bash \
-             {INSTALL_SCRIPT}` or `sudo apt-get install {PACKAGE}`)"
+            "nghttpx missing and {}",
+            not_root_hint(INSTALL_SCRIPT, PACKAGE)
         ));
     }
-    if find_program("apt-get").is_none() {
+    if find_program(&["apt-get"]).is_none() {
         return Err(format!(
             "nghttpx missing and no apt-get to install {PACKAGE}"
         ));
     }
-    let output = Command::new("bash")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(INSTALL_SCRIPT))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|err| format!("could not run `bash {INSTALL_SCRIPT}`: {err}"))?;
-    match find_program("nghttpx") {
-        Some(path) if output.status.success() => Ok(path),
-        _ => Err(format!(
-            "nghttpx missing, and installing {PACKAGE} with `bash {INSTALL_SCRIPT}` failed \
-             ({}; no network?):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+    let installed = run_install_script(INSTALL_SCRIPT);
+    match (installed, find_program(&["nghttpx"])) {
+        (Ok(()), Some(path)) => Ok(path),
+        (Ok(()), None) => Err(format!(
+            "nghttpx missing, even after `bash {INSTALL_SCRIPT}` installed {PACKAGE}"
+        )),
+        (Err(why), _) => Err(format!(
+            "nghttpx missing, and installing {PACKAGE} failed (no network?): {why}"
         )),
     }
-}
-
-/// `name` in `PATH`, `/usr/sbin` (where Debian puts nghttpx) or `/usr/bin`.
-fn find_program(name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from));
-    dirs.iter()
-        .map(|dir| dir.join(name))
-        .find(|path| is_executable(path))
-}
-
-#[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    path.is_file()
-}
-
-/// Whether we run as root: `/proc/self` belongs to the effective user.
-#[cfg(unix)]
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0)
-}
-
-#[cfg(not(unix))]
-fn is_root() -> bool {
-    false
 }
 
 /// One request in nghttpx's access log (see [`ACCESS_LOG_FORMAT`]).
@@ -224,7 +177,7 @@ impl Nghttpx {
         let mut taken = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            let dir = unique_dir();
+            let dir = unique_dir("nghttpx");
             std::fs::create_dir_all(&dir).expect("nghttpx directory");
             let output = File::create(dir.join("output.log")).expect("nghttpx output file");
             let mut command = Command::new(program);
@@ -280,9 +233,7 @@ impl Nghttpx {
     }
 
     fn read(&self, name: &str) -> String {
-        std::fs::read(self.dir.join(name))
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default()
+        read_lossy(&self.dir.join(name))
     }
 
     /// Everything nghttpx wrote, for failure messages.
@@ -349,24 +300,6 @@ fn os_arg(flag: &str, path: &Path) -> OsString {
     arg
 }
 
-/// A port of 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    StdListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn unique_dir() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let base = option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
-    base.join(format!(
-        "wsstream-nghttpx-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
 // ---------------------------------------------------------------------------
 // wsstream's HTTP/2 client → nghttpx → Python `websockets` (HTTP/1.1).
 
@@ -375,74 +308,7 @@ fn unique_dir() -> PathBuf {
 /// different per stream.
 fn messages(stream: usize) -> Vec<Message> {
     let sizes = [0usize, 1, 126, 1000, 65_536, 70_000, 16, 300_000, 1 << 20];
-    sizes
-        .iter()
-        .enumerate()
-        .map(|(index, &size)| {
-            if (stream + index) % 2 == 0 {
-                let unit = format!("héllo wörld — {stream}/{index} 🦀 ");
-                let mut text = unit.repeat(size / unit.len() + 1);
-                let mut cut = size;
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                text.truncate(cut);
-                Message::text(text)
-            } else {
-                Message::binary(
-                    (0..size)
-                        .map(|i| (i * 31 + stream * 7 + index) as u8)
-                        .collect::<Vec<u8>>(),
-                )
-            }
-        })
-        .collect()
-}
-
-/// WebSocket `index` to `url` over HTTP/2: sends [`messages`] while
-/// reading their echoes, checked by type and content in order, then closes
-/// with 1000 "done" and expects the same back.
-async fn echo_over(url: String, options: Options, index: usize) {
-    let ws = WebSocketStream::connect(url.clone(), options);
-    let opened = within("the opening handshake", ws.opened())
-        .await
-        .unwrap_or_else(|err| panic!("opening {url} failed: {err} ({err:?})"));
-    assert_eq!(opened.response.version(), http::Version::HTTP_2, "{url}");
-    assert_eq!(opened.response.status(), http::StatusCode::OK, "{url}");
-    assert_eq!(opened.protocol.as_deref(), Some("chat"), "{url}");
-
-    let sent = messages(index);
-    let (mut readable, mut writable) = (opened.readable, opened.writable);
-    let writer = async {
-        for message in sent.clone() {
-            within("sending a message", writable.send(message))
-                .await
-                .unwrap();
-        }
-    };
-    let reader = async {
-        for (n, message) in sent.iter().enumerate() {
-            let echoed = within("an echo", readable.next())
-                .await
-                .unwrap_or_else(|| panic!("{url}: the readable ended before echo {n}"))
-                .unwrap_or_else(|err| panic!("{url}: echo {n} failed: {err} ({err:?})"));
-            assert!(
-                echoed == *message,
-                "{url}: echo {n} differs ({} bytes back, {} sent)",
-                echoed.len(),
-                message.len()
-            );
-        }
-    };
-    tokio::join!(writer, reader);
-
-    ws.close(1000, "done").unwrap();
-    let after = within("the end of the readable", readable.next()).await;
-    assert!(after.is_none(), "{url}: after the close, {after:?}");
-    let closed = within("the close handshake", ws.closed())
-        .await
-        .unwrap_or_else(|err| panic!("{url}: unclean close: {err} ({err:?})"));
-    assert_eq!((closed.code, closed.reason.as_str()), (1000, "done"));
+    http2_echo::messages(stream, &sizes, "")
 }
 
 /// [`STREAMS`] WebSockets at once through `proxy` to the Python backend's
@@ -450,7 +316,7 @@ async fn echo_over(url: String, options: Options, index: usize) {
 /// (`alpn`) on one client connection and the backend accepted each.
 async fn through_proxy(proxy: &Nghttpx, scheme: &str, options: Options, alpn: &str) {
     let url = format!("{scheme}://127.0.0.1:{}/echo", proxy.port);
-    let all = (0..STREAMS).map(|n| echo_over(url.clone(), options.clone(), n));
+    let all = (0..STREAMS).map(|n| echo_over(url.clone(), options.clone(), messages(n), "chat"));
     futures::future::join_all(all).await;
 
     let logged = proxy.wait_logged(STREAMS).await;
@@ -518,79 +384,6 @@ async fn wsstream_h2_client_over_tls_through_nghttpx_to_python_websockets() {
 // HTTP/1.1 clients (Python `websockets`) → nghttpx → wsstream's hyper HTTP/2
 // server.
 
-/// What the test's hyper server saw of one request, once its WebSocket
-/// ended.
-#[derive(Debug)]
-struct Seen {
-    version: http::Version,
-    method: http::Method,
-    protocol: Option<String>,
-    path: String,
-    extensions: String,
-    closed: Option<u16>,
-}
-
-/// A wsstream echo server on hyper's HTTP/2, extended CONNECT on, with
-/// `options`; returns its port, how many TCP connections it accepted, and
-/// what it saw.
-async fn hyper_h2_echo_server(
-    options: ServerOptions,
-) -> (u16, Arc<AtomicUsize>, Arc<Mutex<Vec<Seen>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let (accepted, log) = (connections.clone(), seen.clone());
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            accepted.fetch_add(1, Ordering::SeqCst);
-            let (options, log) = (options.clone(), log.clone());
-            let service =
-                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                    let (options, log) = (options.clone(), log.clone());
-                    async move {
-                        let mut seen = Seen {
-                            version: request.version(),
-                            method: request.method().clone(),
-                            protocol: request
-                                .extensions()
-                                .get::<hyper::ext::Protocol>()
-                                .map(|p| p.as_str().to_owned()),
-                            path: request.uri().path().to_owned(),
-                            extensions: String::new(),
-                            closed: None,
-                        };
-                        let response = match wsstream::hyper::upgrade(&mut request, &options) {
-                            Ok((response, upgrading)) => {
-                                tokio::spawn(async move {
-                                    let ws = upgrading.await.unwrap();
-                                    let opened = ws.opened().await.unwrap();
-                                    seen.extensions = opened.extensions.clone();
-                                    let _ = opened.readable.forward(opened.writable).await;
-                                    seen.closed = ws.closed().await.ok().map(|c| c.code);
-                                    log.lock().unwrap().push(seen);
-                                });
-                                response
-                            }
-                            Err(rejection) => {
-                                log.lock().unwrap().push(seen);
-                                rejection.into_response().map(Full::<Bytes>::new)
-                            }
-                        };
-                        Ok::<_, hyper::Error>(response)
-                    }
-                });
-            tokio::spawn(
-                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .enable_connect_protocol()
-                    .serve_connection(TokioIo::new(tcp), service),
-            );
-        }
-    });
-    (port, connections, seen)
-}
-
 /// Runs `tests/peers/python/client.py URL ARGS` (HTTP/1.1 only) to its
 /// end; it is killed if the step times out.
 async fn python_client(url: &str, args: &[&str]) -> std::process::Output {
@@ -617,11 +410,11 @@ async fn http1_clients_through_nghttpx_to_the_wsstream_http2_server() {
     let options = ServerOptions::default();
     #[cfg(feature = "deflate")]
     let options = options.deflate(wsstream::DeflateConfig::default());
-    let (port, connections, seen) = hyper_h2_echo_server(options).await;
+    let server = hyper_h2_echo_server(options, plain).await;
     let proxy = Nghttpx::start(
         program,
         ";no-tls",
-        &format!("127.0.0.1,{port};;proto=h2"),
+        &format!("127.0.0.1,{};;proto=h2", server.port),
         &[],
     );
     // The client alternates text and binary; the first offers
@@ -653,26 +446,14 @@ async fn http1_clients_through_nghttpx_to_the_wsstream_http2_server() {
         );
     }
 
-    within("the server's WebSockets to end", async {
-        while seen.lock().unwrap().len() < runs.len() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    server.wait_seen(runs.len()).await;
     {
-        let seen = seen.lock().unwrap();
+        let seen = server.seen.lock().unwrap();
         let mut paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
         paths.sort_unstable();
         assert_eq!(paths, ["/deflate", "/large", "/small"]);
         for request in seen.iter() {
-            assert_eq!(request.version, http::Version::HTTP_2, "{request:?}");
-            assert_eq!(request.method, http::Method::CONNECT, "{request:?}");
-            assert_eq!(
-                request.protocol.as_deref(),
-                Some("websocket"),
-                "{request:?}"
-            );
-            assert_eq!(request.closed, Some(1000), "{request:?}");
+            request.assert_websocket_over_http2();
             let deflate = cfg!(feature = "deflate") && request.path == "/deflate";
             assert_eq!(
                 request.extensions.starts_with("permessage-deflate"),
@@ -692,7 +473,7 @@ async fn http1_clients_through_nghttpx_to_the_wsstream_http2_server() {
         }
     }
     assert_eq!(
-        connections.load(Ordering::SeqCst),
+        server.connections(),
         1,
         "nghttpx opened more than one HTTP/2 connection to the server"
     );

@@ -19,35 +19,23 @@
 #[cfg(feature = "tls")]
 #[path = "support/certs.rs"]
 mod certs;
+#[path = "support/http2_echo.rs"]
+mod http2_echo;
 #[path = "support/node.rs"]
 mod node;
 
-use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+#[cfg(feature = "tls")]
+use std::sync::Arc;
 
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http2_echo::{echo_over, hyper_h2_echo_server, plain, within, EchoServer, STEP};
+#[cfg(feature = "tls")]
+use http2_echo::{Accepting, Io};
 use node::{output_line, spawn_script, NodeServer};
 use serde_json::Value;
-use tokio::net::TcpListener;
-use wsstream::{HttpVersion, Message, Options, ServerOptions, WebSocketStream};
-
-/// The longest any single step may take.
-const STEP: Duration = Duration::from_secs(30);
+use wsstream::{HttpVersion, Message, Options, ServerOptions};
 
 /// How many WebSockets each test opens on its one HTTP/2 connection.
 const STREAMS: usize = 4;
-
-async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(STEP, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {STEP:?}: {what}"))
-}
 
 /// The messages WebSocket `stream` sends: text and binary by turns, from
 /// empty to 1 MiB (five above the 64 KiB initial HTTP/2 window), text with
@@ -68,92 +56,15 @@ fn messages(stream: usize) -> Vec<Message> {
         4000,
         1 << 20,
     ];
-    sizes
-        .iter()
-        .enumerate()
-        .map(|(index, &size)| {
-            if (stream + index) % 2 == 0 {
-                let unit = format!("héllo wörld — {stream}/{index} 🦀 こんにちは ");
-                let mut text = unit.repeat(size / unit.len() + 1);
-                let mut cut = size;
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                text.truncate(cut);
-                Message::text(text)
-            } else {
-                Message::binary(
-                    (0..size)
-                        .map(|i| (i * 31 + stream * 7 + index) as u8)
-                        .collect::<Vec<u8>>(),
-                )
-            }
-        })
-        .collect()
-}
-
-fn describe(message: &Message) -> String {
-    let kind = if message.is_text() { "text" } else { "binary" };
-    format!("{kind} of {} bytes", message.len())
-}
-
-/// Opens WebSocket `index` to `url` with `options`, checks that it runs
-/// over HTTP/2 with the `expected_protocol`, sends [`messages`] while
-/// reading their echoes (checked by type and content, in order), then
-/// closes with 1000 "done" and expects the same back.
-async fn echo_over(url: String, options: Options, index: usize, expected_protocol: &str) {
-    let ws = WebSocketStream::connect(url.clone(), options);
-    let opened = within("the opening handshake", ws.opened())
-        .await
-        .unwrap_or_else(|err| panic!("opening {url} failed: {err} ({err:?})"));
-    assert_eq!(
-        opened.response.version(),
-        http::Version::HTTP_2,
-        "{url}: not HTTP/2"
-    );
-    assert_eq!(opened.response.status(), http::StatusCode::OK);
-    assert_eq!(opened.protocol.as_deref(), Some(expected_protocol));
-
-    let sent = messages(index);
-    let (mut readable, mut writable) = (opened.readable, opened.writable);
-    let writer = async {
-        for message in sent.clone() {
-            within("sending a message", writable.send(message))
-                .await
-                .unwrap();
-        }
-    };
-    let reader = async {
-        for (n, message) in sent.iter().enumerate() {
-            let echoed = within("an echo", readable.next())
-                .await
-                .unwrap_or_else(|| panic!("{url}: the readable ended before echo {n}"))
-                .unwrap_or_else(|err| panic!("{url}: echo {n} failed: {err} ({err:?})"));
-            assert!(
-                echoed == *message,
-                "{url}: echo {n} came back as {}, sent {}",
-                describe(&echoed),
-                describe(message)
-            );
-        }
-    };
-    tokio::join!(writer, reader);
-
-    ws.close(1000, "done").unwrap();
-    let after = within("the end of the readable", readable.next()).await;
-    assert!(after.is_none(), "{url}: after the close, {after:?}");
-    let closed = within("the close handshake", ws.closed())
-        .await
-        .unwrap_or_else(|err| panic!("{url}: unclean close: {err} ({err:?})"));
-    assert_eq!((closed.code, closed.reason.as_str()), (1000, "done"));
+    http2_echo::messages(stream, &sizes, "こんにちは ")
 }
 
 /// Opens [`STREAMS`] WebSockets at once with clones of one `options` to
-/// `base` + `/ws/<n>`, each running [`echo_over`].
+/// `base` + `/ws/<n>`, each sending [`messages`] with [`echo_over`].
 async fn echo_many(base: &str, options: &Options, expected_protocol: &str) {
     let all = (0..STREAMS).map(|n| {
         let url = format!("{base}/ws/{n}?stream={n}");
-        echo_over(url, options.clone(), n, expected_protocol)
+        echo_over(url, options.clone(), messages(n), expected_protocol)
     });
     futures::future::join_all(all).await;
 }
@@ -299,95 +210,6 @@ async fn wsstream_client_to_a_node_h2_server_over_tls() {
     }
 }
 
-/// What the test's hyper server saw of one request.
-#[derive(Debug)]
-struct Seen {
-    version: http::Version,
-    method: http::Method,
-    protocol: Option<String>,
-    path: String,
-    stream_version: Option<http::Version>,
-    closed: Option<u16>,
-}
-
-/// A connection as the hyper server serves it: TCP, or TLS over TCP.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
-type Accepting = std::pin::Pin<Box<dyn Future<Output = std::io::Result<Box<dyn Io>>> + Send>>;
-
-/// Serves accepted TCP connections as they are.
-fn plain(tcp: tokio::net::TcpStream) -> Accepting {
-    Box::pin(async move { Ok(Box::new(tcp) as Box<dyn Io>) })
-}
-
-/// A wsstream echo server on hyper's HTTP/2 with extended CONNECT on,
-/// each TCP connection first passed through `accept` (TLS or not);
-/// returns its port, the number of TCP connections it accepted, and what
-/// it saw of each request (filled in as each WebSocket ends).
-async fn hyper_h2_echo_server(
-    options: ServerOptions,
-    accept: impl Fn(tokio::net::TcpStream) -> Accepting + Send + 'static,
-) -> (u16, Arc<AtomicUsize>, Arc<Mutex<Vec<Seen>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let (accepted, log) = (connections.clone(), seen.clone());
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            accepted.fetch_add(1, Ordering::SeqCst);
-            let (options, log) = (options.clone(), log.clone());
-            let service =
-                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                    let (options, log) = (options.clone(), log.clone());
-                    async move {
-                        let mut seen = Seen {
-                            version: request.version(),
-                            method: request.method().clone(),
-                            protocol: request
-                                .extensions()
-                                .get::<hyper::ext::Protocol>()
-                                .map(|p| p.as_str().to_owned()),
-                            path: request.uri().path().to_owned(),
-                            stream_version: None,
-                            closed: None,
-                        };
-                        let response = match wsstream::hyper::upgrade(&mut request, &options) {
-                            Ok((response, upgrading)) => {
-                                tokio::spawn(async move {
-                                    let ws = upgrading.await.unwrap();
-                                    seen.stream_version = ws.request().map(|r| r.version());
-                                    let opened = ws.opened().await.unwrap();
-                                    let _ = opened.readable.forward(opened.writable).await;
-                                    seen.closed = ws.closed().await.ok().map(|c| c.code);
-                                    log.lock().unwrap().push(seen);
-                                });
-                                response
-                            }
-                            Err(rejection) => {
-                                log.lock().unwrap().push(seen);
-                                rejection.into_response().map(Full::<Bytes>::new)
-                            }
-                        };
-                        Ok::<_, hyper::Error>(response)
-                    }
-                });
-            let io = accept(tcp);
-            tokio::spawn(async move {
-                let io = io.await?;
-                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .enable_connect_protocol()
-                    .serve_connection(TokioIo::new(io), service)
-                    .await
-                    .map_err(std::io::Error::other)
-            });
-        }
-    });
-    (port, connections, seen)
-}
-
 /// Runs `h2_client.js URL ARGS` with `streams` WebSockets of 12 messages
 /// each, offering "superchat, chat", and checks its report: one session
 /// with `alpn` that allowed extended CONNECT, every echo right, the
@@ -449,34 +271,19 @@ async fn run_h2_client(url: String, args: &[&str], streams: usize, alpn: &str) {
 /// an HTTP/2 extended CONNECT with `:protocol websocket` to `/chat`, a
 /// WebSocketStream whose request is HTTP/2, a clean close with 1000; all
 /// on one TCP connection.
-async fn check_hyper_saw(seen: &Mutex<Vec<Seen>>, connections: &AtomicUsize, streams: usize) {
-    // Each server task records its request once its WebSocket is closed.
-    within("the server's WebSockets to end", async {
-        while seen.lock().unwrap().len() < streams {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), streams, "{seen:?}");
-    for request in seen.iter() {
-        assert_eq!(request.version, http::Version::HTTP_2, "{request:?}");
-        assert_eq!(request.method, http::Method::CONNECT, "{request:?}");
-        assert_eq!(
-            request.protocol.as_deref(),
-            Some("websocket"),
-            "{request:?}"
-        );
+async fn check_hyper_saw(server: &EchoServer, streams: usize) {
+    server.wait_seen(streams).await;
+    for request in server.seen.lock().unwrap().iter() {
+        request.assert_websocket_over_http2();
         assert_eq!(request.path, "/chat", "{request:?}");
         assert_eq!(
             request.stream_version,
             Some(http::Version::HTTP_2),
             "{request:?}"
         );
-        assert_eq!(request.closed, Some(1000), "{request:?}");
     }
     assert_eq!(
-        connections.load(Ordering::SeqCst),
+        server.connections(),
         1,
         "the client's WebSockets came on more than one connection"
     );
@@ -490,9 +297,10 @@ async fn check_hyper_saw(seen: &Mutex<Vec<Seen>>, connections: &AtomicUsize, str
 async fn node_h2_client_to_the_wsstream_hyper_server() {
     let streams = 6;
     let options = ServerOptions::default().protocols(["chat"]);
-    let (port, connections, seen) = hyper_h2_echo_server(options, plain).await;
-    run_h2_client(format!("ws://127.0.0.1:{port}/chat"), &[], streams, "h2c").await;
-    check_hyper_saw(&seen, &connections, streams).await;
+    let server = hyper_h2_echo_server(options, plain).await;
+    let url = format!("ws://127.0.0.1:{}/chat", server.port);
+    run_h2_client(url, &[], streams, "h2c").await;
+    check_hyper_saw(&server, streams).await;
 }
 
 /// The same over TLS, the hyper server offering ALPN `h2` alone.
@@ -507,14 +315,9 @@ async fn node_h2_client_over_tls_to_the_wsstream_hyper_server() {
         Box::pin(async move { Ok(Box::new(acceptor.accept(tcp).await?) as Box<dyn Io>) })
     };
     let options = ServerOptions::default().protocols(["chat"]);
-    let (port, connections, seen) = hyper_h2_echo_server(options, tls).await;
+    let server = hyper_h2_echo_server(options, tls).await;
     let ca = pki.ca_pem.to_str().unwrap();
-    run_h2_client(
-        format!("wss://127.0.0.1:{port}/chat"),
-        &["--ca", ca],
-        streams,
-        "h2",
-    )
-    .await;
-    check_hyper_saw(&seen, &connections, streams).await;
+    let url = format!("wss://127.0.0.1:{}/chat", server.port);
+    run_h2_client(url, &["--ca", ca], streams, "h2").await;
+    check_hyper_saw(&server, streams).await;
 }

@@ -6,9 +6,9 @@ use std::env;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::common::os::{cpu_time, current_thread_runtime, env_usize, peak_rss_kib, pin_to_cpu};
 use crate::fast_client::FastWebSockets;
 use crate::libraries::{Library, TokioWebsockets, Tungstenite, Wsstream};
-use crate::process::{cpu_time, current_thread_runtime, env_usize, peak_rss_kib, pin_to_cpu};
 use crate::workloads::{payload, quick, workloads, Plan, Shape, Workload};
 
 /// Untimed round trips (distinct payloads, full comparison) before a

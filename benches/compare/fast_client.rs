@@ -13,8 +13,9 @@ use tokio::sync::Notify;
 use wsstream::handshake::{ClientHandshake, Target};
 
 use crate::batch_io::Batch;
+use crate::common::echo::check_echo;
 use crate::libraries::{tcp_connect, url, Library};
-use crate::workloads::{check_echo, Plan};
+use crate::workloads::Plan;
 
 /// fastwebsockets: the HTTP upgrade by hand (wsstream's sans-io
 /// handshake), then split halves; the writer is buffered like the server's
@@ -84,7 +85,7 @@ impl Library for FastWebSockets {
         conn.send(message).await;
         conn.flush().await;
         let echo = fast_read(&mut conn.read).await;
-        check_echo(&echo.payload, message, full_check, 0);
+        check_echo(&echo.payload, message, full_check, "echo 0");
     }
 
     async fn pipeline(conn: &mut Self::Conn, plan: &Plan) {

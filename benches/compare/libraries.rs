@@ -11,7 +11,8 @@ use bytes::Bytes;
 use futures::{Sink, Stream};
 use tokio::net::TcpStream;
 
-use crate::workloads::{check_echo, Plan};
+use crate::common::echo::check_echo;
+use crate::workloads::Plan;
 
 pub(super) const LIBRARIES: [&str; 4] = [
     "wsstream",
@@ -58,7 +59,7 @@ impl<L: SinkLibrary> Library for L {
         use futures::{SinkExt, StreamExt};
         conn.send(L::message(message)).await.expect("send");
         let echo = conn.next().await.expect("echo").expect("read");
-        check_echo(L::payload(&echo), message, full_check, 0);
+        check_echo(L::payload(&echo), message, full_check, "echo 0");
     }
 
     async fn pipeline(conn: &mut Self::Conn, plan: &Plan) {

@@ -45,6 +45,8 @@
 
 mod batch_io;
 mod client;
+#[path = "../common/mod.rs"]
+mod common;
 mod fast_client;
 mod libraries;
 mod process;

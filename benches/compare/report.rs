@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs;
-use std::process::Command;
 
 use crate::client::Sample;
+use crate::common::machine::{machine_lines, version_lines};
+use crate::common::os::chosen_cpu;
+use crate::common::table::{fmt_count, fmt_small, median};
 use crate::libraries::LIBRARIES;
-use crate::process::{chosen_cpu, run_child, Server};
+use crate::process::{run_child, Server};
 use crate::server::masking_self_test;
 use crate::workloads::{quick, workloads, Shape, Workload};
 
@@ -20,7 +21,7 @@ type Results = BTreeMap<(usize, usize), Vec<Sample>>;
 pub(super) fn run_parent() {
     let quick = quick();
     let rounds = if quick { 1 } else { ROUNDS };
-    let cpu = chosen_cpu();
+    let cpu = chosen_cpu("COMPARE_CPU");
     let server = Server::start(cpu);
     masking_self_test(server.addr);
     let workloads = workloads(quick);
@@ -46,11 +47,6 @@ pub(super) fn run_parent() {
     }
     drop(server);
     print!("{}", report(&workloads, &results, rounds, cpu));
-}
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied()
 }
 
 /// One table: a row per workload, a column per library, and wsstream's
@@ -183,7 +179,7 @@ fn report(workloads: &[Workload], results: &Results, rounds: usize, cpu: usize) 
         out,
         "### Messages per second (median of {rounds} rounds; higher is better)\n"
     );
-    out += &table("workload", &rates, fmt_rate, true);
+    out += &table("workload", &rates, fmt_count, true);
     let latency = rows(
         workloads,
         results,
@@ -211,86 +207,10 @@ fn report(workloads: &[Workload], results: &Results, rounds: usize, cpu: usize) 
     out
 }
 
-fn fmt_rate(value: f64) -> String {
-    let digits = format!("{value:.0}");
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn fmt_small(value: f64) -> String {
-    match value {
-        v if v >= 100.0 => format!("{v:.0}"),
-        v if v >= 10.0 => format!("{v:.1}"),
-        v if v >= 1.0 => format!("{v:.2}"),
-        v => format!("{v:.3}"),
-    }
-}
-
 /// The machine, the toolchain and the exact crate versions.
 fn machine(cpu: usize) -> String {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
-        .map_or("unknown", |(_, m)| m.trim());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let rustc = command_output("rustc", &["-V"]);
-    let commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
     let mut out = String::from("\n### Setup\n\n");
-    let _ = writeln!(
-        out,
-        "- CPU: {model}, {cores} cores; server and clients pinned to CPU {cpu}"
-    );
-    let _ = writeln!(out, "- Linux {}", kernel.trim());
-    let _ = writeln!(out, "- {}", rustc.trim());
-    let _ = writeln!(
-        out,
-        "- wsstream {} ({})",
-        env!("CARGO_PKG_VERSION"),
-        commit.trim()
-    );
-    for (name, version) in locked_versions() {
-        let _ = writeln!(out, "- {name} {version}");
-    }
+    out += &machine_lines(&format!("server and clients pinned to CPU {cpu}"), "");
+    out += &version_lines(&[&LIBRARIES[1..], &["tungstenite", "tokio"]].concat());
     out
-}
-
-fn command_output(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or_else(
-            || "unknown".to_owned(),
-            |o| String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
-}
-
-/// The peers' versions (and tokio's) from Cargo.lock.
-fn locked_versions() -> Vec<(String, String)> {
-    let lock =
-        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap_or_default();
-    let wanted = [&LIBRARIES[1..], &["tungstenite", "tokio"]].concat();
-    let mut found = Vec::new();
-    let mut name = None;
-    for line in lock.lines() {
-        if let Some(n) = line.strip_prefix("name = ") {
-            name = Some(n.trim_matches('"').to_owned());
-        } else if let (Some(n), Some(v)) = (&name, line.strip_prefix("version = ")) {
-            if wanted.contains(&n.as_str()) {
-                found.push((n.clone(), v.trim_matches('"').to_owned()));
-            }
-            name = None;
-        }
-    }
-    found
 }

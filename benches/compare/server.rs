@@ -12,8 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 use wsstream::handshake::{parse_request, ClientHandshake, ServerReply, Target};
 
 use crate::batch_io::{Batch, MaskCheck};
+use crate::common::os::{current_thread_runtime, env_usize, pin_to_cpu};
 use crate::libraries::url;
-use crate::process::{current_thread_runtime, env_usize, pin_to_cpu};
 
 /// The server process: prints `PORT n`, serves until its stdin closes.
 pub(super) fn run_server() {

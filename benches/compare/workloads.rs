@@ -1,9 +1,10 @@
 //! What is measured: the six workloads, their payloads, and the plan of a
 //! pipelined run.
 
-use std::env;
-
 use bytes::Bytes;
+
+use crate::common::echo::check_echo;
+use crate::common::os::env_flag;
 
 /// What one measurement does.
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +69,7 @@ pub(super) fn workloads(quick: bool) -> Vec<Workload> {
 }
 
 pub(super) fn quick() -> bool {
-    env::var("COMPARE_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+    env_flag("COMPARE_QUICK")
 }
 
 // ----------------------------------------------------------------- payloads
@@ -78,18 +79,6 @@ pub(super) fn payload(size: usize, seed: usize) -> Bytes {
     (0..size)
         .map(|i| (i.wrapping_mul(7) ^ seed.wrapping_mul(131).wrapping_add(1)) as u8)
         .collect()
-}
-
-/// Compares an echo with what was sent: every byte when `full`, else the
-/// length and both ends.
-pub(super) fn check_echo(got: &[u8], want: &[u8], full: bool, index: usize) {
-    assert_eq!(got.len(), want.len(), "echo {index}: wrong length");
-    let same = if full {
-        got == want
-    } else {
-        got.first() == want.first() && got.last() == want.last()
-    };
-    assert!(same, "echo {index}: wrong content");
 }
 
 /// The messages of a pipelined run: message `i` carries `payloads[i % n]`.
@@ -125,6 +114,11 @@ impl Plan {
     }
 
     pub(super) fn check(&self, index: usize, got: &[u8]) {
-        check_echo(got, self.payload(index), self.full_check, index);
+        check_echo(
+            got,
+            self.payload(index),
+            self.full_check,
+            format_args!("echo {index}"),
+        );
     }
 }

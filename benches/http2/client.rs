@@ -10,11 +10,12 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use wsstream::{Message, Opened, Options, WebSocketStream};
 
-use crate::process::{
-    cpu_time, current_thread_runtime, env_http, env_string, env_usize, kernel_socket_bytes,
-    open_fds, peak_rss_kib, pin_to_cpu, ADDR, CPU, WORKLOAD,
+use crate::common::echo::check_echo;
+use crate::common::os::{
+    cpu_time, current_thread_runtime, env_string, env_usize, peak_rss_kib, pin_to_cpu,
 };
-use crate::workloads::{check_echo, payload, quick, workloads, Http, Shape, Workload};
+use crate::process::{env_http, kernel_socket_bytes, open_fds, ADDR, CPU, WORKLOAD};
+use crate::workloads::{payload, quick, workloads, Http, Shape, Workload};
 
 /// Untimed, fully checked round trips before the single WebSocket's timed
 /// ones.
@@ -206,7 +207,7 @@ async fn round_trip(conn: &mut Opened, message: &Bytes, full_check: bool) {
         .await
         .expect("send");
     match conn.next().await {
-        Some(Ok(Message::Binary(echo))) => check_echo(&echo, message, full_check),
+        Some(Ok(Message::Binary(echo))) => check_echo(&echo, message, full_check, "echo"),
         other => panic!("expected a binary echo, got {other:?}"),
     }
 }

@@ -59,6 +59,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod client;
+#[path = "../common/mod.rs"]
+mod common;
 mod process;
 mod report;
 mod server;

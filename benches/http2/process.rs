@@ -1,13 +1,15 @@
-//! Process glue: environment, runtimes, CPU pinning, rusage and /proc
-//! figures, and the server and client children as the parent drives them.
+//! Process glue: the environment variables, the /proc figures only this
+//! bench reports, and the server and client children as the parent drives
+//! them (the runtime, CPU pinning and rusage are in `benches/common/os.rs`).
 
 use std::collections::BTreeMap;
-use std::io::{self, BufRead, BufReader, Lines, Write};
+use std::io::{BufRead, BufReader, Lines, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 use std::{env, fs};
 
+use crate::common::os::env_string;
 use crate::workloads::Http;
 
 /// `server`, `client`, or unset for the parent.
@@ -21,69 +23,8 @@ pub(super) const WORKLOAD: &str = "HTTP2_BENCH_WORKLOAD";
 /// The server's address, for the client.
 pub(super) const ADDR: &str = "HTTP2_BENCH_ADDR";
 
-pub(super) fn current_thread_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-pub(super) fn env_string(name: &str) -> String {
-    env::var(name).unwrap_or_else(|_| panic!("{name} must be set"))
-}
-
-pub(super) fn env_usize(name: &str) -> usize {
-    env_string(name)
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} must be a number"))
-}
-
 pub(super) fn env_http() -> Http {
     Http::from_env_value(&env_string(HTTP))
-}
-
-/// Pins this process (its only thread so far) to one CPU.
-#[allow(unsafe_code)]
-pub(super) fn pin_to_cpu(cpu: usize) {
-    // SAFETY: all zeroes is the empty `cpu_set_t`; `CPU_SET` checks the
-    // index it sets, and `sched_setaffinity` reads exactly the size it is
-    // given from a valid reference.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    assert_eq!(rc, 0, "sched_setaffinity: {}", io::Error::last_os_error());
-}
-
-/// User plus system CPU time of this process, every thread included.
-#[allow(unsafe_code)]
-pub(super) fn cpu_time() -> Duration {
-    // SAFETY: `rusage` is plain integers (all zeroes is valid), and
-    // `getrusage` writes into the valid reference it is given.
-    let (rc, usage) = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        let rc = libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        (rc, usage)
-    };
-    assert_eq!(rc, 0, "getrusage: {}", io::Error::last_os_error());
-    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
-}
-
-/// `VmHWM`: this process's peak resident set size, in KiB.
-pub(super) fn peak_rss_kib() -> u64 {
-    status_field("VmHWM")
-        .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn status_field(name: &str) -> Option<String> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-        .map(|v| v.trim().to_owned())
 }
 
 /// This process's open file descriptors.
@@ -122,20 +63,6 @@ pub(super) fn kernel_socket_bytes() -> Option<u64> {
         })
         .unwrap_or(0);
     Some(bytes + pages * 4096)
-}
-
-/// The CPU everything runs on: `HTTP2_BENCH_CPU`, else the last one this
-/// process may use.
-pub(super) fn chosen_cpu() -> usize {
-    if let Some(cpu) = env::var(CPU).ok().and_then(|v| v.parse().ok()) {
-        return cpu;
-    }
-    status_field("Cpus_allowed_list")
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|range| range.rsplit('-').next()?.trim().parse().ok())
-        .max()
-        .unwrap_or(0)
 }
 
 /// `KEY k=v k=v ...` with numeric values.

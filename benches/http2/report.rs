@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::process::{chosen_cpu, run_client_child, ClientRun, Server};
+use crate::common::machine::{machine_lines, version_lines};
+use crate::common::os::chosen_cpu;
+use crate::common::table::{fmt_count, fmt_small, median};
+use crate::process::{run_client_child, ClientRun, Server, CPU};
 use crate::workloads::{quick, workloads, Http, Shape, Workload};
 
 const ROUNDS: usize = 11;
@@ -68,7 +69,7 @@ type Results = BTreeMap<(usize, Http), Vec<Sample>>;
 pub(super) fn run_parent() {
     let quick = quick();
     let rounds = if quick { 1 } else { ROUNDS };
-    let cpu = chosen_cpu();
+    let cpu = chosen_cpu(CPU);
     let workloads = workloads(quick);
     let started = Instant::now();
     let mut results = Results::new();
@@ -196,11 +197,6 @@ fn mib(kib: f64) -> f64 {
     kib / 1024.0
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied()
-}
-
 /// A table per workload: a row per figure, a column per HTTP version, and
 /// HTTP/2 ÷ HTTP/1.1.
 fn workload_table(w: usize, results: &Results) -> String {
@@ -285,18 +281,6 @@ fn fmt_size(size: usize) -> String {
     }
 }
 
-fn fmt_count(value: f64) -> String {
-    let digits = format!("{value:.0}");
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// An estimate: below 0.05 (a few sockets' worth, within the noise) is
 /// shown as about zero.
 fn fmt_estimate(value: f64) -> String {
@@ -307,39 +291,12 @@ fn fmt_estimate(value: f64) -> String {
     }
 }
 
-fn fmt_small(value: f64) -> String {
-    if value >= 100.0 {
-        format!("{value:.0}")
-    } else if value >= 10.0 {
-        format!("{value:.1}")
-    } else if value >= 1.0 {
-        format!("{value:.2}")
-    } else {
-        format!("{value:.3}")
-    }
-}
-
 /// The machine, the toolchain, the server's settings and the versions.
 fn setup(cpu: usize) -> String {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
-        .map_or("unknown", |(_, m)| m.trim());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mut out = String::from("### Setup\n\n");
-    let _ = writeln!(
-        out,
-        "- CPU: {model}, {cores} cores; server and client pinned to CPU {cpu}, a fresh process each per measurement"
-    );
-    let _ = writeln!(out, "- Linux {}", kernel.trim());
-    let _ = writeln!(out, "- {}", command_output("rustc", &["-V"]).trim());
-    let _ = writeln!(
-        out,
-        "- wsstream {} ({}), client and server; hyper server on a current-thread runtime",
-        env!("CARGO_PKG_VERSION"),
-        command_output("git", &["rev-parse", "--short", "HEAD"]).trim()
+    out += &machine_lines(
+        &format!("server and client pinned to CPU {cpu}, a fresh process each per measurement"),
+        ", client and server; hyper server on a current-thread runtime",
     );
     let _ = writeln!(
         out,
@@ -350,40 +307,6 @@ fn setup(cpu: usize) -> String {
             Err(_) => "1000".to_owned(),
         }
     );
-    for (name, version) in locked_versions(&["h2", "hyper", "hyper-util", "tokio"]) {
-        let _ = writeln!(out, "- {name} {version}");
-    }
+    out += &version_lines(&["h2", "hyper", "hyper-util", "tokio"]);
     out
-}
-
-fn command_output(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or_else(
-            || "unknown".to_owned(),
-            |o| String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
-}
-
-/// Versions of `wanted` from Cargo.lock.
-fn locked_versions(wanted: &[&str]) -> Vec<(String, String)> {
-    let lock =
-        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap_or_default();
-    let mut found = Vec::new();
-    let mut name = None;
-    for line in lock.lines() {
-        if let Some(n) = line.strip_prefix("name = ") {
-            name = Some(n.trim_matches('"').to_owned());
-        } else if let (Some(n), Some(v)) = (&name, line.strip_prefix("version = ")) {
-            if wanted.contains(&n.as_str()) {
-                found.push((n.clone(), v.trim_matches('"').to_owned()));
-            }
-            name = None;
-        }
-    }
-    found
 }

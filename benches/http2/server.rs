@@ -16,9 +16,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use wsstream::ServerOptions;
 
-use crate::process::{
-    cpu_time, current_thread_runtime, env_http, env_usize, open_fds, peak_rss_kib, pin_to_cpu, CPU,
-};
+use crate::common::os::{cpu_time, current_thread_runtime, env_usize, peak_rss_kib, pin_to_cpu};
+use crate::process::{env_http, open_fds, CPU};
 use crate::workloads::{Http, SOCKETS};
 
 /// hyper's default SETTINGS_MAX_CONCURRENT_STREAMS is 200; the bench needs

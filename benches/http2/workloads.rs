@@ -1,9 +1,9 @@
 //! What is measured: the HTTP versions, the workloads and their payloads.
 
-use std::env;
-
 use bytes::Bytes;
 use wsstream::{HttpVersion, Options};
+
+use crate::common::os::env_flag;
 
 /// How the WebSockets reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -111,7 +111,7 @@ pub(super) fn workloads(quick: bool) -> Vec<Workload> {
 }
 
 pub(super) fn quick() -> bool {
-    env::var("HTTP2_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+    env_flag("HTTP2_BENCH_QUICK")
 }
 
 /// A payload of `size` bytes whose content depends on `seed`.
@@ -119,16 +119,4 @@ pub(super) fn payload(size: usize, seed: usize) -> Bytes {
     (0..size)
         .map(|i| (i.wrapping_mul(13) ^ seed.wrapping_mul(151).wrapping_add(7)) as u8)
         .collect()
-}
-
-/// Compares an echo with what was sent: every byte when `full`, else the
-/// length and both ends.
-pub(super) fn check_echo(got: &[u8], want: &[u8], full: bool) {
-    assert_eq!(got.len(), want.len(), "echo of the wrong length");
-    let same = if full {
-        got == want
-    } else {
-        got.first() == want.first() && got.last() == want.last()
-    };
-    assert!(same, "echo with the wrong content");
 }

@@ -8,13 +8,10 @@
 # daemon, so unlike install-proxies.sh there is no service to keep down.
 set -euo pipefail
 
-PACKAGES="chromium chromium-driver"
+# shellcheck source=tests/peers/install-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install-common.sh"
 
-has_candidate() {
-    local candidate
-    candidate=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { print $2 }')
-    [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
-}
+PACKAGES="chromium chromium-driver"
 
 all_installed() {
     [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]
@@ -24,20 +21,8 @@ if all_installed; then
     exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install-browser.sh: run as root (or: sudo apt-get install $PACKAGES)" >&2
-    exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-browser.sh: apt-get not found; install Chromium and a matching chromedriver by hand" >&2
-    exit 1
-fi
-
-# One install at a time: test binaries may run this concurrently.
-exec 9>/var/lock/wsstream-install-browser.lock
-if command -v flock >/dev/null 2>&1; then
-    flock -w 900 9
-fi
+require_root_and_apt install-browser.sh "$PACKAGES" "Chromium and a matching chromedriver"
+take_install_lock browser 900
 if all_installed; then
     exit 0
 fi
@@ -49,14 +34,10 @@ export DEBIAN_FRONTEND=noninteractive
 if ! has_candidate chromium || ! has_candidate chromium-driver; then
     apt-get update -qq
 fi
-apt_install() {
-    # shellcheck disable=SC2086 # word splitting of the package list is meant
-    apt-get install -y -qq -o DPkg::Lock::Timeout=600 $PACKAGES
+packages() {
+    echo "$PACKAGES"
 }
-if ! apt_install; then
-    apt-get update -qq
-    apt_install
-fi
+apt_install_retrying packages 600
 
 if ! all_installed; then
     echo "install-browser.sh: $PACKAGES installed, but /usr/bin/chromium or /usr/bin/chromedriver is still missing" >&2

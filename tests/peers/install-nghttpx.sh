@@ -8,53 +8,20 @@
 # 3000) from starting during the install, and stops it if it started anyway.
 set -euo pipefail
 
-has_candidate() {
-    local candidate
-    candidate=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { print $2 }')
-    [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
-}
+# shellcheck source=tests/peers/install-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install-common.sh"
 
-installed() {
-    command -v nghttpx >/dev/null 2>&1 || [ -x /usr/sbin/nghttpx ] || [ -x /usr/bin/nghttpx ]
-}
-
-if installed; then
+if have nghttpx; then
     exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install-nghttpx.sh: run as root (or: sudo apt-get install nghttp2-proxy)" >&2
-    exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-nghttpx.sh: apt-get not found; install nghttpx (nghttp2) by hand" >&2
-    exit 1
-fi
-
-# One install at a time: test binaries may run this concurrently.
-exec 9>/var/lock/wsstream-install-nghttpx.lock
-if command -v flock >/dev/null 2>&1; then
-    flock -w 600 9
-fi
-if installed; then
+require_root_and_apt install-nghttpx.sh nghttp2-proxy "nghttpx (nghttp2)"
+take_install_lock nghttpx 600
+if have nghttpx; then
     exit 0
 fi
 
-# Keep the package's postinst from starting the daemon (sysvinit and systemd
-# both consult policy-rc.d). An existing policy (as in Docker images) is kept.
-policy=/usr/sbin/policy-rc.d
-own_policy=no
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\n# Temporary, from wsstream tests/peers/install-nghttpx.sh\nexit 101\n' >"$policy"
-    chmod 755 "$policy"
-    own_policy=yes
-fi
-cleanup() {
-    if [ "$own_policy" = yes ]; then
-        rm -f "$policy"
-    fi
-}
-trap cleanup EXIT
+keep_daemons_down tests/peers/install-nghttpx.sh
 
 export DEBIAN_FRONTEND=noninteractive
 
@@ -63,30 +30,16 @@ export DEBIAN_FRONTEND=noninteractive
 if ! has_candidate nghttp2-proxy; then
     apt-get update -qq
 fi
-apt_install() {
-    apt-get install -y -qq -o DPkg::Lock::Timeout=300 nghttp2-proxy
+packages() {
+    echo nghttp2-proxy
 }
-if ! apt_install; then
-    apt-get update -qq
-    apt_install
-fi
+apt_install_retrying packages 300
 
-# If the install started the packaged daemon anyway (no policy-rc.d honoured),
-# stop it: it would hold port 3000 for nothing.
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-    systemctl stop nghttpx.service >/dev/null 2>&1 || true
-fi
-for pidfile in /run/nghttpx.pid /var/run/nghttpx.pid; do
-    if [ -s "$pidfile" ]; then
-        pid=$(cat "$pidfile")
-        if [ -n "$pid" ] && grep -qs nghttpx "/proc/$pid/comm"; then
-            kill "$pid" 2>/dev/null || true
-        fi
-        rm -f "$pidfile"
-    fi
-done
+# If the install started the packaged daemon anyway, stop it: it would hold
+# port 3000 for nothing.
+stop_packaged_daemon nghttpx /run/nghttpx.pid /var/run/nghttpx.pid
 
-if ! installed; then
+if ! have nghttpx; then
     echo "install-nghttpx.sh: nghttp2-proxy installed, but nghttpx is still missing" >&2
     exit 1
 fi

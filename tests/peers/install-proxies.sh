@@ -11,21 +11,8 @@
 # has it, and otherwise `tinyproxy`, with daemons kept from starting.
 set -euo pipefail
 
-has_candidate() {
-    local candidate
-    candidate=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { print $2 }')
-    [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
-}
-
-have() {
-    local name
-    for name in "$@"; do
-        if command -v "$name" >/dev/null 2>&1 || [ -x "/usr/bin/$name" ] || [ -x "/usr/sbin/$name" ]; then
-            return 0
-        fi
-    done
-    return 1
-}
+# shellcheck source=tests/peers/install-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install-common.sh"
 
 all_installed() {
     have tinyproxy && have microsocks && have stunnel4 stunnel
@@ -35,20 +22,9 @@ if all_installed; then
     exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install-proxies.sh: run as root (or: sudo apt-get install tinyproxy microsocks stunnel4)" >&2
-    exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-proxies.sh: apt-get not found; install tinyproxy, microsocks and stunnel4 by hand" >&2
-    exit 1
-fi
-
-# One install at a time: test binaries may run this concurrently.
-exec 9>/var/lock/wsstream-install-proxies.lock
-if command -v flock >/dev/null 2>&1; then
-    flock -w 600 9
-fi
+require_root_and_apt install-proxies.sh "tinyproxy microsocks stunnel4" \
+    "tinyproxy, microsocks and stunnel4"
+take_install_lock proxies 600
 if all_installed; then
     exit 0
 fi
@@ -58,21 +34,7 @@ if have tinyproxy; then
     tinyproxy_was_installed=yes
 fi
 
-# Keep the packages' postinst from starting daemons (sysvinit and systemd
-# both consult policy-rc.d). An existing policy (as in Docker images) is kept.
-policy=/usr/sbin/policy-rc.d
-own_policy=no
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\n# Temporary, from wsstream tests/peers/install-proxies.sh\nexit 101\n' >"$policy"
-    chmod 755 "$policy"
-    own_policy=yes
-fi
-cleanup() {
-    if [ "$own_policy" = yes ]; then
-        rm -f "$policy"
-    fi
-}
-trap cleanup EXIT
+keep_daemons_down tests/peers/install-proxies.sh
 
 export DEBIAN_FRONTEND=noninteractive
 
@@ -89,30 +51,12 @@ packages() {
         echo tinyproxy microsocks stunnel4
     fi
 }
-apt_install() {
-    # shellcheck disable=SC2046 # word splitting of the package list is meant
-    apt-get install -y -qq -o DPkg::Lock::Timeout=300 $(packages)
-}
-if ! apt_install; then
-    apt-get update -qq
-    apt_install
-fi
+apt_install_retrying packages 300
 
-# If the install started the packaged daemon anyway (no policy-rc.d honoured),
-# stop it: it would hold 127.0.0.1:8888 for nothing.
+# If the install started the packaged daemon anyway, stop it: it would hold
+# 127.0.0.1:8888 for nothing.
 if [ "$tinyproxy_was_installed" = no ]; then
-    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-        systemctl stop tinyproxy.service >/dev/null 2>&1 || true
-    fi
-    for pidfile in /run/tinyproxy/tinyproxy.pid /var/run/tinyproxy/tinyproxy.pid; do
-        if [ -s "$pidfile" ]; then
-            pid=$(cat "$pidfile")
-            if [ -n "$pid" ] && grep -qs tinyproxy "/proc/$pid/comm"; then
-                kill "$pid" 2>/dev/null || true
-            fi
-            rm -f "$pidfile"
-        fi
-    done
+    stop_packaged_daemon tinyproxy /run/tinyproxy/tinyproxy.pid /var/run/tinyproxy/tinyproxy.pid
 fi
 
 if ! all_installed; then

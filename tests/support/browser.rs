@@ -23,18 +23,23 @@
 //!
 //! Everything is blocking: from a `#[tokio::test]`, call it inside
 //! `tokio::task::spawn_blocking` while the server under test runs on the
-//! runtime.
+//! runtime, as [`with_browser`] does.
 
 #![allow(dead_code)]
 
+#[path = "programs.rs"]
+mod programs;
+
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use programs::{
+    free_port, is_executable, is_root, not_root_hint, read_lossy, run_install_script, unique_dir,
+};
 use serde_json::{json, Value};
 
 /// The script that installs the packages, relative to the crate root.
@@ -151,6 +156,12 @@ impl Browser {
         self.command("POST", "execute/async", &body)
     }
 
+    /// Calls the page's function `function` with `args` (an array) through
+    /// [`execute`](Self::execute); returns what its promise resolved to.
+    pub fn call(&self, function: &str, args: Value) -> Value {
+        self.execute(&format!("return {function}(...arguments);"), args)
+    }
+
     /// Runs `script` in the page with WebDriver's "Execute Script": a
     /// function body whose arguments are `args` (as for
     /// [`execute_async`](Self::execute_async)); returns what it returns,
@@ -205,9 +216,7 @@ impl Browser {
 
     /// The file `name` of the directory holding chromedriver's logs.
     fn read_log(&self, name: &str) -> String {
-        std::fs::read(self.dir.join(name))
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default()
+        read_lossy(&self.dir.join(name))
     }
 
     /// Sends a command of the session (`path` is relative to
@@ -342,10 +351,39 @@ impl Drop for Browser {
     }
 }
 
+/// Runs `steps` on a blocking thread (call it from a `#[tokio::test]`)
+/// with a [`Browser`] started with the Chromium `flags` (see
+/// [`Browser::start_with_args`]), and panics if that takes longer than
+/// `limit`. `None` when the machine cannot have Chromium (the reason is
+/// printed).
+pub async fn with_browser<T: Send + 'static>(
+    flags: Vec<String>,
+    limit: Duration,
+    steps: impl FnOnce(&Browser) -> T + Send + 'static,
+) -> Option<T> {
+    let run = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let browser = match Browser::start_with_args(&flags) {
+            Ok(browser) => browser,
+            Err(reason) => {
+                eprintln!("skipping: {reason}");
+                return None;
+            }
+        };
+        eprintln!("Browser::start took {:?}", started.elapsed());
+        Some(steps(&browser))
+    });
+    match tokio::time::timeout(limit, run).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => panic!("the browser steps took longer than {limit:?}"),
+    }
+}
+
 /// Starts chromedriver on `port` with its logs in a new temporary
 /// directory; the returned [`Browser`] has no session yet.
 fn spawn_driver(programs: &Programs, port: u16) -> Browser {
-    let dir = unique_dir();
+    let dir = unique_dir("browser");
     std::fs::create_dir_all(&dir).unwrap_or_else(|err| panic!("creating {}: {err}", dir.display()));
     let output = dir.join("output.log");
     let out = std::fs::File::create(&output)
@@ -412,9 +450,9 @@ fn prepare() -> Result<Programs, String> {
     }
     if !is_root() {
         return Err(format!(
-            "{} missing and not root, so `{INSTALL_SCRIPT}` was not run (run `sudo bash \
-             {INSTALL_SCRIPT}` or `sudo apt-get install {PACKAGES}`)",
-            before.join(" and ")
+            "{} missing and {}",
+            before.join(" and "),
+            not_root_hint(INSTALL_SCRIPT, PACKAGES)
         ));
     }
     if !is_executable(Path::new("/usr/bin/apt-get")) {
@@ -423,23 +461,14 @@ fn prepare() -> Result<Programs, String> {
             before.join(" and ")
         ));
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(INSTALL_SCRIPT);
-    let output = Command::new("bash")
-        .arg(&script)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|err| panic!("could not run `bash {}`: {err}", script.display()));
-    let after = missing();
-    if !output.status.success() || !after.is_empty() {
-        panic!(
-            "installing {PACKAGES} with `bash {INSTALL_SCRIPT}` failed ({}; still missing: \
-             {after:?}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+    if let Err(why) = run_install_script(INSTALL_SCRIPT) {
+        panic!("installing {PACKAGES} failed: {why}");
     }
+    let after = missing();
+    assert!(
+        after.is_empty(),
+        "installing {PACKAGES} with `bash {INSTALL_SCRIPT}` left {after:?} missing"
+    );
     Ok(programs)
 }
 
@@ -550,45 +579,4 @@ fn as_args(args: Value) -> Value {
         Value::Array(_) => args,
         one => json!([one]),
     }
-}
-
-/// A port of 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap_or_else(|err| panic!("binding 127.0.0.1:0 to find a free port: {err}"))
-}
-
-fn unique_dir() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    std::env::temp_dir().join(format!(
-        "wsstream-test-browser-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
-#[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    path.is_file()
-}
-
-/// Whether we run as root: `/proc/self` belongs to the effective user.
-#[cfg(unix)]
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0)
-}
-
-#[cfg(not(unix))]
-fn is_root() -> bool {
-    false
 }

@@ -171,6 +171,7 @@ fn source_files() -> Result<Vec<(String, Vec<u8>)>, String> {
     for required in [
         "package.json",
         "package-lock.json",
+        "cli.js",
         "echo_server.js",
         "client.js",
     ] {

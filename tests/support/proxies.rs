@@ -17,14 +17,20 @@
 
 #![allow(dead_code)]
 
+#[path = "programs.rs"]
+mod programs;
+
 use std::ffi::OsString;
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use programs::{
+    find_program, free_port, is_root, not_root_hint, read_lossy, run_install_script, unique_dir,
+};
 
 /// How long a proxy may take to listen on its port.
 const STARTUP_LIMIT: Duration = Duration::from_secs(10);
@@ -71,32 +77,14 @@ fn prepare() -> Result<Binaries, String> {
         Ok(binaries) => return Ok(binaries),
         Err(missing) => missing,
     };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(INSTALL_SCRIPT);
-    let mut attempt = String::new();
-    if is_root() {
-        match Command::new("bash")
-            .arg(&script)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::null())
-            .output()
-        {
-            Ok(output) if output.status.success() => {}
-            Ok(output) => {
-                attempt = format!(
-                    "; `bash {INSTALL_SCRIPT}` failed ({}):\n{}{}",
-                    output.status,
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            }
-            Err(err) => attempt = format!("; could not run `bash {}`: {err}", script.display()),
+    let attempt = if is_root() {
+        match run_install_script(INSTALL_SCRIPT) {
+            Ok(()) => String::new(),
+            Err(why) => format!("; {why}"),
         }
     } else {
-        attempt = format!(
-            "; not root, so `{INSTALL_SCRIPT}` was not run (run `sudo bash {INSTALL_SCRIPT}` or \
-             `sudo apt-get install {PACKAGES}`)"
-        );
-    }
+        format!("; {}", not_root_hint(INSTALL_SCRIPT, PACKAGES))
+    };
     locate().map_err(|still| {
         format!(
             "the programs of the Debian packages {PACKAGES} are needed; missing: {} \
@@ -127,44 +115,6 @@ fn locate() -> Result<Binaries, Vec<&'static str>> {
         .filter_map(|(missing, package)| missing.then_some(package))
         .collect()),
     }
-}
-
-/// The first of `names` found in `PATH`, `/usr/bin` or `/usr/sbin` (Debian
-/// puts some daemons in `sbin`, which is not on every user's `PATH`).
-fn find_program(names: &[&str]) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"].map(PathBuf::from));
-    names.iter().find_map(|name| {
-        dirs.iter()
-            .map(|dir| dir.join(name))
-            .find(|path| is_executable(path))
-    })
-}
-
-#[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    path.is_file()
-}
-
-#[cfg(unix)]
-#[allow(unsafe_code)]
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-#[cfg(not(unix))]
-fn is_root() -> bool {
-    false
 }
 
 /// A proxy server running as a child process on 127.0.0.1. Dropping it
@@ -516,14 +466,6 @@ fn start(
     );
 }
 
-/// A port of 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("binding 127.0.0.1:0 to find a free port")
-}
-
 /// Whether process `pid` owns a listening TCP socket on `port`, from
 /// `/proc` (Linux); `None` when that cannot be told.
 fn listener_owned_by(pid: u32, port: u16) -> Option<bool> {
@@ -557,21 +499,6 @@ fn listener_owned_by(pid: u32, port: u16) -> Option<bool> {
         fds.flatten()
             .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| sockets.contains(&target))),
     )
-}
-
-fn unique_dir(name: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    std::env::temp_dir().join(format!(
-        "wsstream-test-{name}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
-fn read_lossy(path: &Path) -> String {
-    std::fs::read(path)
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_default()
 }
 
 /// Percent-encodes all but RFC 3986 unreserved characters, for userinfo.

@@ -29,18 +29,9 @@
 
 const WebSocket = require('ws');
 const deflateFlags = require('./deflate_flags');
+const { usage, fail, number } = require('./cli').forScript('client.js');
 
 const STEP_MS = 30000;
-
-function usage(message) {
-  process.stderr.write(`client.js: ${message}\n`);
-  process.exit(2);
-}
-
-function fail(message) {
-  process.stderr.write(`client.js: ${message}\n`);
-  process.exit(1);
-}
 
 function parseArgs(argv) {
   const args = {
@@ -49,13 +40,6 @@ function parseArgs(argv) {
     count: 10,
     size: 1000,
     binary: false,
-  };
-  const number = (flag, value, min, max) => {
-    const n = Number(value);
-    if (value === undefined || !Number.isInteger(n) || n < min || n > max) {
-      usage(`${flag} needs an integer in ${min}..=${max}, got ${value}`);
-    }
-    return n;
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];

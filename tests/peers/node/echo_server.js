@@ -32,23 +32,12 @@
 const { STATUS_CODES } = require('http');
 const { WebSocketServer } = require('ws');
 const deflateFlags = require('./deflate_flags');
-
-function usage(message) {
-  process.stderr.write(`echo_server.js: ${message}\n`);
-  process.exit(2);
-}
+const { usage, number } = require('./cli').forScript('echo_server.js');
 
 function parseArgs(argv) {
   const args = {
     ...deflateFlags.defaults(),
     maxPayload: undefined,
-  };
-  const number = (flag, value, min, max) => {
-    const n = Number(value);
-    if (value === undefined || !Number.isInteger(n) || n < min || n > max) {
-      usage(`${flag} needs an integer in ${min}..=${max}, got ${value}`);
-    }
-    return n;
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];

@@ -41,20 +41,11 @@
 const fs = require('fs');
 const http2 = require('http2');
 const { Receiver, Sender } = require('ws');
+const { usage, fail, number } = require('./cli').forScript('h2_client.js');
 
 const LIMIT_MS = 45000;
 const END_WAIT_MS = 5000;
 const SIZES = [0, 1, 125, 126, 1000, 65535, 65536, 70000, 16, 131079, 4000, 300000];
-
-function usage(message) {
-  process.stderr.write(`h2_client.js: ${message}\n`);
-  process.exit(2);
-}
-
-function fail(message) {
-  process.stderr.write(`h2_client.js: ${message}\n`);
-  process.exit(1);
-}
 
 function parseArgs(argv) {
   const args = {
@@ -64,13 +55,6 @@ function parseArgs(argv) {
     protocols: [],
     expectProtocol: undefined,
     ca: undefined,
-  };
-  const number = (flag, value, min, max) => {
-    const n = Number(value);
-    if (value === undefined || !Number.isInteger(n) || n < min || n > max) {
-      usage(`${flag} needs an integer in ${min}..=${max}, got ${value}`);
-    }
-    return n;
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];

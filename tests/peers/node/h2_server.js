@@ -66,11 +66,7 @@
 const fs = require('fs');
 const http2 = require('http2');
 const { Receiver, Sender } = require('ws');
-
-function usage(message) {
-  process.stderr.write(`h2_server.js: ${message}\n`);
-  process.exit(2);
-}
+const { usage } = require('./cli').forScript('h2_server.js');
 
 function parseArgs(argv) {
   const args = { tls: undefined, protocols: [] };
