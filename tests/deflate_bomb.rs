@@ -15,7 +15,7 @@ use flate2::{Compress, Compression, FlushCompress};
 use futures::StreamExt;
 use measure::peak_rss_bytes;
 use raw::{listen, within, RawPeer};
-use wsstream::proto::{OpCode, ProtocolError, RSV1};
+use wsstream::proto::{ProtocolError, RSV1};
 use wsstream::{DeflateConfig, Error, Options, WebSocketStream};
 
 const LIMIT: usize = 8 << 20;
@@ -60,22 +60,8 @@ async fn a_bomb_ends_with_1009_at_the_limit_and_memory_stays_bounded() {
 
     // One compressed message in 64 frames: the limit must hold across
     // frames, not only within one.
-    let frames: Vec<Vec<u8>> = bomb
-        .chunks(bomb.len().div_ceil(SEGMENTS))
-        .enumerate()
-        .map(|(i, chunk)| {
-            let opcode = if i == 0 {
-                OpCode::Binary
-            } else {
-                OpCode::Continuation
-            };
-            let mut bytes = raw::frame(opcode, i + 1 == SEGMENTS, chunk, None);
-            if i == 0 {
-                bytes[0] |= RSV1;
-            }
-            bytes
-        })
-        .collect();
+    let mut frames = raw::binary_fragments(&bomb, SEGMENTS, None);
+    frames[0][0] |= RSV1;
     let sender = tokio::spawn(async move {
         for bytes in frames {
             // The client stops reading once it fails; a write that cannot

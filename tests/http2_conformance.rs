@@ -17,7 +17,7 @@ use h2::{RecvStream, SendStream};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use raw::{close_body, frame, within};
+use raw::{binary_fragments, close_body, close_code, frame, within};
 use tokio::net::{TcpListener, TcpStream};
 use wsstream::proto::{Frame, FrameDecoder, OpCode, Role};
 use wsstream::{HttpVersion, Options, ServerOptions, WebSocketStream};
@@ -62,20 +62,7 @@ const CASES: &[Case] = &[
         name: "binary of 60 KiB in 4 KiB fragments",
         frames: |m| {
             let payload: Vec<u8> = (0..60 * 1024).map(|i| (i % 251) as u8).collect();
-            let chunks: Vec<&[u8]> = payload.chunks(4096).collect();
-            let last = chunks.len() - 1;
-            chunks
-                .iter()
-                .enumerate()
-                .map(|(i, chunk)| {
-                    let opcode = if i == 0 {
-                        OpCode::Binary
-                    } else {
-                        OpCode::Continuation
-                    };
-                    frame(opcode, i == last, chunk, m)
-                })
-                .collect()
+            binary_fragments(&payload, payload.len() / 4096, m)
         },
         expect: || {
             Expect::Echo(vec![(
@@ -305,13 +292,8 @@ impl RawStream {
     /// The code of the next close frame, skipping other frames.
     async fn close_code(&mut self) -> Option<u16> {
         while let Some(frame) = self.read_frame().await {
-            if frame.header.opcode == OpCode::Close {
-                let p = &frame.payload;
-                return Some(if p.len() >= 2 {
-                    u16::from_be_bytes([p[0], p[1]])
-                } else {
-                    1005
-                });
+            if let Some(code) = close_code(&frame) {
+                return Some(code);
             }
         }
         None

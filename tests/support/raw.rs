@@ -91,13 +91,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawPeer<S> {
     /// Frames until the client's close frame; returns its code.
     pub async fn read_until_close(&mut self) -> Option<u16> {
         while let Some(frame) = self.read_frame().await {
-            if frame.header.opcode == OpCode::Close {
-                let p = &frame.payload;
-                return Some(if p.len() >= 2 {
-                    u16::from_be_bytes([p[0], p[1]])
-                } else {
-                    1005
-                });
+            if let Some(code) = close_code(&frame) {
+                return Some(code);
             }
         }
         None
@@ -106,6 +101,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawPeer<S> {
     pub async fn send(&mut self, bytes: &[u8]) {
         self.io.write_all(bytes).await.unwrap();
     }
+}
+
+/// The code of a close frame (1005 when it has none); `None` for any
+/// other frame.
+pub fn close_code(frame: &Frame) -> Option<u16> {
+    if frame.header.opcode != OpCode::Close {
+        return None;
+    }
+    let p = &frame.payload;
+    Some(if p.len() >= 2 {
+        u16::from_be_bytes([p[0], p[1]])
+    } else {
+        1005
+    })
+}
+
+/// One binary message as `pieces` frames (the last may be shorter), each
+/// masked with `mask` if given.
+pub fn binary_fragments(payload: &[u8], pieces: usize, mask: Option<[u8; 4]>) -> Vec<Vec<u8>> {
+    let chunks: Vec<&[u8]> = payload.chunks(payload.len().div_ceil(pieces)).collect();
+    let last = chunks.len() - 1;
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let opcode = if i == 0 {
+                OpCode::Binary
+            } else {
+                OpCode::Continuation
+            };
+            frame(opcode, i == last, chunk, mask)
+        })
+        .collect()
 }
 
 /// A frame as a server sends it (unmasked), or masked with `mask`.

@@ -61,18 +61,17 @@ async fn handshake(
     let mut buf = BytesMut::with_capacity(4096);
     let negotiated = match read_head(&mut io, &mut buf, |buf| handshake.read_response(buf)).await? {
         Ok(negotiated) => negotiated,
-        Err(HandshakeError::Status {
-            status, headers, ..
-        }) => {
-            let body = read_refusal_body(&mut io, &mut buf, status, &headers, deadline).await;
-            return Err(HandshakeError::Status {
+        Err(mut err) => {
+            if let HandshakeError::Status {
                 status,
                 headers,
                 body,
+            } = &mut err
+            {
+                *body = read_refusal_body(&mut io, &mut buf, *status, headers, deadline).await;
             }
-            .into());
+            return Err(err.into());
         }
-        Err(err) => return Err(err.into()),
     };
     Ok(Established::new(
         Wire::Bytes(io),

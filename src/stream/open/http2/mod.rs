@@ -129,18 +129,12 @@ async fn open_stream(
     let response = response.await.map_err(|err| Error::io(stream_error(err)))?;
     let negotiated = match handshake.check_response(&response) {
         Ok(negotiated) => negotiated,
-        Err(HandshakeError::Status {
-            status, headers, ..
-        }) => {
-            let body = read_refusal_body(response).await;
-            return Err(HandshakeError::Status {
-                status,
-                headers,
-                body,
+        Err(mut err) => {
+            if let HandshakeError::Status { body, .. } = &mut err {
+                *body = read_refusal_body(response).await;
             }
-            .into());
+            return Err(err.into());
         }
-        Err(err) => return Err(err.into()),
     };
     let recv = response.into_body();
     let stream = Http2Stream::new(send, recv, Some(Box::new(place)));
