@@ -8,7 +8,7 @@ use std::io;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::decode::{Frame, FrameDecoder, FrameObserver};
+use super::decode::{Frame, FrameDecoder};
 #[cfg(feature = "deflate")]
 use super::deflate::{InflateError, MessageDeflate};
 use super::error::ProtocolError;
@@ -16,8 +16,16 @@ use super::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, RSV1};
 use super::mask::MaskKeys;
 use super::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 use super::outqueue::OutQueue;
-use super::utf8::Utf8Validator;
 use super::Role;
+
+mod incoming;
+mod streamed_in;
+mod streamed_out;
+
+use incoming::{Incoming, MessageChecks};
+pub use streamed_in::Received;
+use streamed_in::StreamedIn;
+use streamed_out::Sending;
 
 /// Size limits on what the peer may send. Crossing one fails the connection
 /// with close code 1009.
@@ -28,6 +36,11 @@ pub struct Limits {
     pub max_frame_size: usize,
     /// The largest message accepted, all fragments together (default 64 MiB).
     pub max_message_size: usize,
+    /// The largest message accepted when it is read in chunks
+    /// ([`Connection::stream_next_message`]), which never holds it whole
+    /// (default: no limit). `max_message_size` does not apply to it;
+    /// `max_frame_size` does, to each of its frames.
+    pub max_streamed_message_size: u64,
 }
 
 impl Default for Limits {
@@ -35,6 +48,7 @@ impl Default for Limits {
         Self {
             max_frame_size: 16 << 20,
             max_message_size: 64 << 20,
+            max_streamed_message_size: u64::MAX,
         }
     }
 }
@@ -81,6 +95,10 @@ pub struct Connection {
     /// permessage-deflate, when negotiated.
     #[cfg(feature = "deflate")]
     deflate: Option<Box<MessageDeflate>>,
+    /// A message read in chunks.
+    stream_in: StreamedIn,
+    /// A message being sent in fragments.
+    sending: Option<Sending>,
 }
 
 impl Connection {
@@ -103,6 +121,8 @@ impl Connection {
             awaited_pong: None,
             #[cfg(feature = "deflate")]
             deflate: None,
+            stream_in: StreamedIn::default(),
+            sending: None,
         }
     }
 
@@ -130,6 +150,11 @@ impl Connection {
         self.role
     }
 
+    /// The limits on what the peer may send.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Consumes frames from `buf` until a whole message is ready or `buf`
     /// holds no whole frame. Pings queue pongs; a close frame queues the
     /// reply. Once the peer's close has arrived, or the connection has
@@ -138,11 +163,38 @@ impl Connection {
     /// A protocol error queues a close frame with the matching code (unless
     /// one was sent already) and is returned once; the connection is failed
     /// from then on.
+    ///
+    /// A message read in chunks ([`stream_next_message`](Self::stream_next_message))
+    /// is reported only by [`receive_event`](Self::receive_event); here its
+    /// chunks are read and dropped.
     pub fn receive(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
+        if self.stream_in.requested || self.incoming.streamed {
+            while let Some(event) = self.receive_event(buf)? {
+                if let Received::Message(message) = event {
+                    return Ok(Some(message));
+                }
+            }
+            return Ok(None);
+        }
+        self.receive_whole(buf)
+    }
+
+    /// What the next frames bring: a whole message, or the start, a chunk
+    /// or the end of a message read in chunks. Otherwise as
+    /// [`receive`](Self::receive).
+    pub fn receive_event(&mut self, buf: &mut BytesMut) -> Result<Option<Received>, ProtocolError> {
+        if !self.stream_in.requested && !self.incoming.streamed {
+            return Ok(self.receive_whole(buf)?.map(Received::Message));
+        }
+        self.receive_streamed(buf).map_err(|err| self.fail(err))
+    }
+
+    fn receive_whole(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
         while self.wants_input() {
             let mut checks = MessageChecks {
                 incoming: &mut self.incoming,
                 max_message_size: self.limits.max_message_size,
+                streamed_limit: None,
             };
             let frame = match self.decoder.decode_observed(buf, &mut checks) {
                 Ok(Some(frame)) => frame,
@@ -258,7 +310,15 @@ impl Connection {
     /// Queues a message, compressed if permessage-deflate is on and the
     /// message is not below its threshold. Fails once a close frame has
     /// been queued.
+    ///
+    /// Sending a message while one is being sent in fragments would put it
+    /// inside that one: the fragmented message is abandoned instead
+    /// ([`abandon_message`](Self::abandon_message)) and this fails.
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
+        if self.sending.is_some() {
+            self.abandon_message();
+            return Err(SendError::Closing);
+        }
         let opcode = match message {
             Message::Text(_) => OpCode::Text,
             Message::Binary(_) => OpCode::Binary,
@@ -272,7 +332,7 @@ impl Connection {
             if deflate.should_compress(payload.len()) {
                 if let Some(compressed) = deflate.compress(&payload) {
                     return self
-                        .push(opcode, RSV1, compressed)
+                        .push(opcode, RSV1, true, compressed)
                         .map_err(SendError::Random);
                 }
             }
@@ -373,16 +433,17 @@ impl Connection {
         if self.close_sent {
             return Err(SendError::Closing);
         }
-        self.push(opcode, 0, payload).map_err(SendError::Random)
+        self.push(opcode, 0, true, payload)
+            .map_err(SendError::Random)
     }
 
-    fn push(&mut self, opcode: OpCode, rsv: u8, payload: Bytes) -> io::Result<()> {
+    fn push(&mut self, opcode: OpCode, rsv: u8, fin: bool, payload: Bytes) -> io::Result<()> {
         let mask = match self.role {
             Role::Client => Some(self.keys.next_key()?),
             Role::Server => None,
         };
         let header = FrameHeader {
-            fin: true,
+            fin,
             rsv,
             opcode,
             mask,
@@ -406,7 +467,7 @@ impl Connection {
         if let Some(payload) = self.pending_pong.take() {
             // A failed key draw leaves the pong unsent; the next I/O error or
             // close ends the connection anyway.
-            if self.push(OpCode::Pong, 0, payload).is_ok() {
+            if self.push(OpCode::Pong, 0, true, payload).is_ok() {
                 self.queued_pongs.push_back(self.out.pushed_position());
             }
         }
@@ -415,7 +476,7 @@ impl Connection {
     fn queue_close(&mut self, frame: Option<&CloseFrame>) {
         // Answer the last ping before the close: nothing may follow it.
         if let Some(payload) = self.pending_pong.take() {
-            let _ = self.push(OpCode::Pong, 0, payload);
+            let _ = self.push(OpCode::Pong, 0, true, payload);
         }
         let mut body = BytesMut::new();
         if let Some(frame) = frame {
@@ -424,11 +485,17 @@ impl Connection {
         }
         // Without a masking key the close cannot be sent; the connection is
         // over either way.
-        let _ = self.push(OpCode::Close, 0, body.freeze());
+        let _ = self.push(OpCode::Close, 0, true, body.freeze());
         self.close_sent = true;
+        // Nothing follows a close frame: a message being sent in fragments
+        // stays unfinished, and the peer drops it.
+        self.sending = None;
     }
 
-    fn fail(&mut self, err: ProtocolError) -> ProtocolError {
+    /// Fails the connection with `err`: queues the close frame with its
+    /// code (unless one was sent) and reads nothing more. The layer above
+    /// uses it for a limit it enforces itself.
+    pub(crate) fn fail(&mut self, err: ProtocolError) -> ProtocolError {
         if self.failure.is_none() {
             self.failure = Some(err.clone());
             if !self.close_sent {
@@ -437,6 +504,7 @@ impl Connection {
             }
             self.pending_pong = None;
             self.incoming = Incoming::default();
+            self.stream_in = StreamedIn::default();
         }
         err
     }
@@ -454,123 +522,5 @@ fn parse_close(payload: &Bytes) -> Result<Option<CloseFrame>, ProtocolError> {
                 Utf8Bytes::try_from(payload.slice(2..)).map_err(|_| ProtocolError::InvalidUtf8)?;
             Ok(Some(CloseFrame::from_parts(code, reason)))
         }
-    }
-}
-
-/// The message being reassembled.
-#[derive(Debug, Default)]
-struct Incoming {
-    /// `Some(true)` while a text message is in progress, `Some(false)` for binary.
-    text: Option<bool>,
-    /// The first fragment, kept as is in case it is the only one.
-    first: Option<Bytes>,
-    /// The fragments joined, once there is more than one.
-    joined: BytesMut,
-    size: u64,
-    utf8: Utf8Validator,
-    /// The message is compressed: frames are inflated onto `inflated`.
-    compressed: bool,
-    inflated: Vec<u8>,
-}
-
-impl Incoming {
-    fn start(&mut self, text: bool, payload: Bytes) {
-        self.text = Some(text);
-        self.size = payload.len() as u64;
-        self.first = Some(payload);
-    }
-
-    fn start_compressed(&mut self, text: bool) {
-        self.text = Some(text);
-        self.size = 0;
-        self.compressed = true;
-    }
-
-    fn push(&mut self, payload: Bytes) {
-        if payload.is_empty() {
-            return;
-        }
-        self.size += payload.len() as u64;
-        if let Some(first) = self.first.take() {
-            self.joined.reserve(first.len() + payload.len());
-            self.joined.put_slice(&first);
-        }
-        self.joined.put_slice(&payload);
-    }
-
-    fn finish(&mut self) -> Result<Message, ProtocolError> {
-        let text = self.text.take();
-        let payload = match self.first.take() {
-            Some(first) => first,
-            None if self.compressed => Bytes::from(std::mem::take(&mut self.inflated)),
-            None => self.joined.split().freeze(),
-        };
-        self.compressed = false;
-        self.size = 0;
-        if text == Some(true) {
-            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-            Ok(Message::Text(Utf8Bytes::from_validated(payload)))
-        } else {
-            Ok(Message::Binary(payload))
-        }
-    }
-}
-
-/// Checks each frame against the message in progress as soon as its header
-/// and payload pieces arrive.
-struct MessageChecks<'a> {
-    incoming: &'a mut Incoming,
-    max_message_size: usize,
-}
-
-impl FrameObserver for MessageChecks<'_> {
-    fn header(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
-        let compressed = header.rsv & RSV1 != 0;
-        if compressed && !matches!(header.opcode, OpCode::Text | OpCode::Binary) {
-            return Err(ProtocolError::MisplacedCompressionBit);
-        }
-        let size = match header.opcode {
-            OpCode::Text | OpCode::Binary if self.incoming.text.is_some() => {
-                return Err(ProtocolError::ExpectedContinuation)
-            }
-            // The limit applies to the inflated size, checked as it grows.
-            OpCode::Text | OpCode::Binary if compressed => {
-                self.incoming.compressed = true;
-                return Ok(());
-            }
-            OpCode::Text | OpCode::Binary => {
-                self.incoming.compressed = false;
-                header.payload_len
-            }
-            OpCode::Continuation if self.incoming.text.is_none() => {
-                return Err(ProtocolError::UnexpectedContinuation)
-            }
-            OpCode::Continuation if self.incoming.compressed => return Ok(()),
-            OpCode::Continuation => self.incoming.size + header.payload_len,
-            _ => return Ok(()),
-        };
-        if size > self.max_message_size as u64 {
-            return Err(ProtocolError::MessageTooLarge {
-                size,
-                limit: self.max_message_size,
-            });
-        }
-        Ok(())
-    }
-
-    fn payload(&mut self, header: &FrameHeader, piece: &[u8]) -> Result<(), ProtocolError> {
-        let text = match header.opcode {
-            OpCode::Text => true,
-            OpCode::Continuation => self.incoming.text == Some(true),
-            _ => false,
-        };
-        // Compressed text is validated as it inflates.
-        if text && !self.incoming.compressed {
-            self.incoming
-                .utf8
-                .feed(piece)
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
-        Ok(())
     }
 }

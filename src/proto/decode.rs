@@ -53,9 +53,29 @@ pub struct FrameDecoder {
 #[derive(Debug)]
 struct Partial {
     header: FrameHeader,
+    /// Payload bytes still to come off the buffer (all of them, unless
+    /// pieces were handed out already).
     len: usize,
     /// Payload bytes at the front of the buffer already unmasked and observed.
     seen: usize,
+    /// Payload bytes already handed out as pieces: where the buffer's front
+    /// is in the frame, for the masking key.
+    taken: usize,
+}
+
+/// Part of a data frame's payload, handed out as it arrives
+/// ([`FrameDecoder::decode_piece`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// The frame's header.
+    pub header: FrameHeader,
+    /// Unmasked payload bytes; empty when only the header has arrived or the
+    /// frame is empty.
+    pub payload: Bytes,
+    /// Whether this is the frame's first piece.
+    pub first: bool,
+    /// Whether this piece ends the frame.
+    pub last: bool,
 }
 
 impl FrameDecoder {
@@ -109,6 +129,7 @@ impl FrameDecoder {
                     header,
                     len,
                     seen: 0,
+                    taken: 0,
                 })
             }
         };
@@ -116,7 +137,7 @@ impl FrameDecoder {
         if available > partial.seen {
             let piece = &mut buf[partial.seen..available];
             if let Some(key) = partial.header.mask {
-                apply_mask(piece, key, partial.seen);
+                apply_mask(piece, key, partial.taken + partial.seen);
             }
             observer.payload(&partial.header, piece)?;
             partial.seen = available;
@@ -137,6 +158,86 @@ impl FrameDecoder {
         };
         self.current = None;
         Ok(Some(Frame { header, payload }))
+    }
+
+    /// Like [`decode_observed`](Self::decode_observed), but a data frame's
+    /// payload is handed out in pieces as it arrives instead of whole, so
+    /// the buffer never has to hold a whole frame: a piece when the header
+    /// has arrived (with the payload there is so far), then one per call
+    /// with what arrived since. Control frames still come whole, as one
+    /// piece with `first` and `last` set. `Ok(None)` when nothing new is
+    /// in `buf`.
+    pub fn decode_piece(
+        &mut self,
+        buf: &mut BytesMut,
+        observer: &mut impl FrameObserver,
+    ) -> Result<Option<Piece>, ProtocolError> {
+        let first = self.current.is_none();
+        let control = match &self.current {
+            Some(partial) => partial.header.opcode.is_control(),
+            None => match FrameHeader::parse(buf)? {
+                Some((header, _)) => header.opcode.is_control(),
+                None => return Ok(None),
+            },
+        };
+        if control {
+            return Ok(self
+                .decode_observed(buf, observer)?
+                .map(|Frame { header, payload }| Piece {
+                    header,
+                    payload,
+                    first: true,
+                    last: true,
+                }));
+        }
+        if first {
+            let Some((header, header_len)) = FrameHeader::parse(buf)? else {
+                return Ok(None);
+            };
+            self.check(&header)?;
+            observer.header(&header)?;
+            buf.advance(header_len);
+            let len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
+            self.current = Some(Partial {
+                header,
+                len,
+                seen: 0,
+                taken: 0,
+            });
+        }
+        let Some(partial) = self.current.as_mut() else {
+            return Ok(None);
+        };
+        let available = buf.len().min(partial.len);
+        if available > partial.seen {
+            let piece = &mut buf[partial.seen..available];
+            if let Some(key) = partial.header.mask {
+                apply_mask(piece, key, partial.taken + partial.seen);
+            }
+            observer.payload(&partial.header, piece)?;
+        }
+        if available == 0 && !first && partial.len > 0 {
+            return Ok(None);
+        }
+        let header = partial.header;
+        let payload = if available == 0 {
+            Bytes::new()
+        } else {
+            buf.split_to(available).freeze()
+        };
+        partial.len -= available;
+        partial.taken += available;
+        partial.seen = 0;
+        let last = partial.len == 0;
+        if last {
+            self.current = None;
+        }
+        Ok(Some(Piece {
+            header,
+            payload,
+            first,
+            last,
+        }))
     }
 
     fn check(&self, header: &FrameHeader) -> Result<(), ProtocolError> {

@@ -55,6 +55,10 @@ pub(crate) struct MessageDeflate {
     /// The peer ended a message with a final block: the next one starts a
     /// fresh stream.
     receive_ended: bool,
+    /// Of a message inflated in parts: how much of the sync tail has been
+    /// inflated, and whether its data ended with a final block.
+    tail_fed: usize,
+    part_ended: bool,
 }
 
 impl MessageDeflate {
@@ -81,6 +85,8 @@ impl MessageDeflate {
             compressor: None,
             decompressor: None,
             receive_ended: false,
+            tail_fed: 0,
+            part_ended: false,
         }
     }
 
@@ -94,6 +100,16 @@ impl MessageDeflate {
     /// stream is then reset and the message should go uncompressed (the
     /// peer's window may keep old data: a fresh stream never refers to it).
     pub(crate) fn compress(&mut self, payload: &[u8]) -> Option<Bytes> {
+        self.compress_fragment(payload, true)
+    }
+
+    /// Compresses the next fragment of a message sent in fragments. Each is
+    /// flushed (a sync flush), so the peer can inflate everything sent so
+    /// far: a message that trickles out is not held back in zlib. The
+    /// intermediate flushes stay in the stream as empty stored blocks; the
+    /// `last` fragment's sync tail is removed, as for a whole message.
+    /// `None` if zlib fails (see [`compress`](Self::compress)).
+    pub(crate) fn compress_fragment(&mut self, payload: &[u8], last: bool) -> Option<Bytes> {
         let (level, bits) = (self.level, self.send.window_bits.max(MIN_ZLIB_WINDOW_BITS));
         let compressor = self
             .compressor
@@ -116,13 +132,16 @@ impl MessageDeflate {
             }
             out.reserve(out.capacity().max(256));
         }
+        if !last {
+            return Some(Bytes::from(out));
+        }
         if out.ends_with(&SYNC_TAIL) {
             out.truncate(out.len() - SYNC_TAIL.len());
         } else if out.is_empty() {
             // Nothing new since the last flush (an empty message with
-            // context kept): zlib writes nothing, but the peer must still
-            // get an empty stored block, which is a single 0x00 once its
-            // tail is removed (RFC 7692 §7.2.3.6).
+            // context kept, or an empty last fragment): zlib writes nothing,
+            // but the peer must still get an empty stored block, which is a
+            // single 0x00 once its tail is removed (RFC 7692 §7.2.3.6).
             out.push(0x00);
         }
         if self.send.reset {
@@ -165,6 +184,100 @@ impl MessageDeflate {
             self.receive_ended = true;
         }
         Ok(())
+    }
+}
+
+impl MessageDeflate {
+    /// Inflates the next part of a compressed message read in chunks: from
+    /// `input` onto `out` until `out` is full (its capacity bounds what one
+    /// chunk takes, however well the data compresses) or `input` is used
+    /// up. Returns the input bytes consumed and whether the message is
+    /// complete. `last` says `input` is the rest of the message's final
+    /// frame: once it is all in, the sync tail is inflated too and the
+    /// stream kept or reset for the next message, as by
+    /// [`inflate`](Self::inflate). Call again with what is left (with
+    /// `last`, even when nothing is) until it says complete.
+    pub(crate) fn inflate_part(
+        &mut self,
+        input: &[u8],
+        last: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, bool), InflateError> {
+        let bits = self.receive.window_bits.max(MIN_ZLIB_WINDOW_BITS);
+        let decompressor = self
+            .decompressor
+            .get_or_insert_with(|| Box::new(Decompress::new_with_window_bits(false, bits)));
+        if self.receive_ended {
+            decompressor.reset(false);
+            self.receive_ended = false;
+        }
+        let (consumed, ended) = if self.part_ended {
+            // A final block came before the end of the input: nothing may
+            // follow it.
+            if input.is_empty() {
+                (0, true)
+            } else {
+                return Err(InflateError::Corrupt);
+            }
+        } else {
+            inflate_bounded(decompressor, input, out)?
+        };
+        self.part_ended |= ended;
+        let full = out.len() == out.capacity();
+        if !last || consumed < input.len() || full {
+            if ended && !last {
+                // As for whole messages: a final block before the last
+                // frame, and the next frame starts a fresh stream.
+                self.receive_ended = true;
+                self.part_ended = false;
+            }
+            return Ok((consumed, false));
+        }
+        if !self.part_ended && self.tail_fed < SYNC_TAIL.len() {
+            let (fed, _) = inflate_bounded(decompressor, &SYNC_TAIL[self.tail_fed..], out)?;
+            self.tail_fed += fed;
+            if self.tail_fed < SYNC_TAIL.len() || out.len() == out.capacity() {
+                return Ok((consumed, false));
+            }
+        }
+        if self.receive.reset {
+            self.decompressor = None;
+        } else if self.part_ended {
+            decompressor.reset(false);
+        }
+        self.tail_fed = 0;
+        self.part_ended = false;
+        Ok((consumed, true))
+    }
+}
+
+/// Feeds `input` through `decompressor` onto `out` until `out` is full or
+/// the input is used up, never growing `out`. Returns the input consumed
+/// and whether the stream ended (a final block).
+fn inflate_bounded(
+    decompressor: &mut Decompress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(usize, bool), InflateError> {
+    let start = decompressor.total_in();
+    loop {
+        let consumed = (decompressor.total_in() - start) as usize;
+        if out.len() == out.capacity() {
+            return Ok((consumed, false));
+        }
+        let status = decompressor
+            .decompress_vec(&input[consumed..], out, FlushDecompress::Sync)
+            .map_err(|_| InflateError::Corrupt)?;
+        let consumed = (decompressor.total_in() - start) as usize;
+        match status {
+            Status::StreamEnd if consumed < input.len() => return Err(InflateError::Corrupt),
+            Status::StreamEnd => return Ok((consumed, true)),
+            _ if consumed == input.len() && out.len() < out.capacity() => {
+                return Ok((consumed, false))
+            }
+            Status::BufError if out.len() < out.capacity() => return Err(InflateError::Corrupt),
+            _ => {}
+        }
     }
 }
 
@@ -345,5 +458,92 @@ mod tests {
             server.inflate(&wire, true, &mut out, 1 << 20).unwrap();
             assert_eq!(out, b"first");
         }
+    }
+
+    /// Inflates `wire` (split into frames of `frame` bytes) in parts of at
+    /// most `room` bytes out, as a streamed read does.
+    fn inflate_in_parts(
+        to: &mut MessageDeflate,
+        wire: &[u8],
+        frame: usize,
+        room: usize,
+    ) -> Vec<u8> {
+        let mut message = Vec::new();
+        let frames: Vec<&[u8]> = wire.chunks(frame.max(1)).collect();
+        let frames = if frames.is_empty() {
+            vec![&wire[..0]]
+        } else {
+            frames
+        };
+        for (i, frame) in frames.iter().enumerate() {
+            let last = i + 1 == frames.len();
+            let mut input = *frame;
+            loop {
+                let mut out = Vec::with_capacity(room);
+                let (consumed, complete) = to.inflate_part(input, last, &mut out).unwrap();
+                assert!(out.len() <= room);
+                message.extend_from_slice(&out);
+                input = &input[consumed..];
+                if complete || (!last && input.is_empty() && out.len() < room) {
+                    break;
+                }
+            }
+        }
+        message
+    }
+
+    #[test]
+    fn a_message_inflates_in_bounded_parts_and_the_next_one_follows() {
+        for no_takeover in [false, true] {
+            let (mut client, mut server) = pair(no_takeover, 15);
+            let big = b"streamed and compressed, part by part; ".repeat(20_000);
+            for message in [&big[..], b"", b"small after", &big[..]] {
+                let wire = client.compress(message).unwrap();
+                assert_eq!(inflate_in_parts(&mut server, &wire, 1000, 4096), message);
+            }
+        }
+    }
+
+    #[test]
+    fn fragments_compressed_one_by_one_make_one_message() {
+        for no_takeover in [false, true] {
+            let (mut client, mut server) = pair(no_takeover, 15);
+            for _ in 0..2 {
+                let parts: [&[u8]; 4] = [b"first fragment ", b"", b"third fragment ", b"last"];
+                let mut wire = Vec::new();
+                for (i, part) in parts.iter().enumerate() {
+                    let last = i + 1 == parts.len();
+                    wire.extend_from_slice(&client.compress_fragment(part, last).unwrap());
+                }
+                let mut out = Vec::new();
+                server.inflate(&wire, true, &mut out, usize::MAX).unwrap();
+                assert_eq!(out, parts.concat());
+            }
+            // An empty last fragment after data still ends the message.
+            let mut wire = client.compress_fragment(b"data", false).unwrap().to_vec();
+            wire.extend_from_slice(&client.compress_fragment(b"", true).unwrap());
+            let mut out = Vec::new();
+            server.inflate(&wire, true, &mut out, usize::MAX).unwrap();
+            assert_eq!(out, b"data");
+        }
+    }
+
+    #[test]
+    fn a_bomb_inflated_in_parts_never_holds_more_than_a_part() {
+        let (mut client, mut server) = pair(false, 15);
+        let bomb = client.compress(&vec![0u8; 64 << 20]).unwrap();
+        let mut input = &bomb[..];
+        let mut total = 0usize;
+        loop {
+            let mut out = Vec::with_capacity(64 << 10);
+            let (consumed, complete) = server.inflate_part(input, true, &mut out).unwrap();
+            assert!(out.capacity() == 64 << 10);
+            total += out.len();
+            input = &input[consumed..];
+            if complete {
+                break;
+            }
+        }
+        assert_eq!(total, 64 << 20);
     }
 }

@@ -103,6 +103,16 @@ impl PartialEq<&str> for Utf8Bytes {
     }
 }
 
+/// Whether a message is text or binary: known from its first frame, before
+/// any of a message read in chunks has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// UTF-8 text.
+    Text,
+    /// Binary data.
+    Binary,
+}
+
 /// A WebSocket message: what the readable yields and the writable accepts.
 ///
 /// Pings, pongs and close frames are handled by the connection and never
@@ -158,6 +168,14 @@ impl Message {
     /// Whether the payload is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether this is a text or a binary message.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Self::Text(_) => MessageKind::Text,
+            Self::Binary(_) => MessageKind::Binary,
+        }
     }
 
     /// Whether this is a text message.

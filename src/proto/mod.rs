@@ -17,16 +17,20 @@ mod outqueue;
 mod utf8;
 
 #[cfg(test)]
+mod streamed_tests;
+#[cfg(test)]
 mod tests;
 
-pub use conn::{Connection, Limits, SendError};
-pub use decode::{Frame, FrameDecoder, FrameObserver};
+pub use conn::{Connection, Limits, Received, SendError};
+pub use decode::{Frame, FrameDecoder, FrameObserver, Piece};
 pub use error::ProtocolError;
 pub use frame::{
     encode_frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1, RSV_ALL,
 };
 pub use mask::{apply_mask, put_masked, MaskKeys};
-pub use message::{CloseCode, CloseFrame, InvalidCloseCode, Message, Utf8Bytes, MAX_CLOSE_REASON};
+pub use message::{
+    CloseCode, CloseFrame, InvalidCloseCode, Message, MessageKind, Utf8Bytes, MAX_CLOSE_REASON,
+};
 pub use outqueue::OutQueue;
 pub use utf8::{InvalidUtf8, Utf8Validator};
 

@@ -229,6 +229,7 @@ fn message_limit_counts_all_fragments_and_fails_on_the_header() {
     let limits = Limits {
         max_frame_size: 100,
         max_message_size: 150,
+        ..Limits::default()
     };
     let mut conn = Connection::new(Role::Client, limits);
     let mut wire = peer_frame(Role::Client, OpCode::Binary, false, &[0; 100]);

@@ -1,6 +1,8 @@
 //! Incremental UTF-8 validation, so a text message fails as soon as its bad
 //! bytes arrive: mid-frame and across fragment boundaries.
 
+use bytes::{Buf, Bytes};
+
 /// The bytes were not valid UTF-8 (or ended inside a character).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidUtf8;
@@ -49,6 +51,69 @@ impl Utf8Validator {
     pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
         let complete = self.partial_len == 0;
         self.partial_len = 0;
+        if complete {
+            Ok(())
+        } else {
+            Err(InvalidUtf8)
+        }
+    }
+}
+
+/// Cuts streamed text into chunks that are each valid UTF-8 on their own:
+/// a character split between two pieces of input is held back (at most
+/// three bytes) and handed out whole with the next one.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TextChunker {
+    held: [u8; 4],
+    held_len: usize,
+}
+
+impl TextChunker {
+    /// Takes the next chunk off the front of `data`: valid UTF-8 that ends
+    /// on a character boundary, without copying (except for a character
+    /// completed from held bytes, which comes as a chunk of its own).
+    /// `Ok(None)` when what was taken is held back; call again while `data`
+    /// is not empty. On invalid input, `Err` carries the valid bytes before
+    /// the first bad one, for the caller to hand out before failing.
+    pub(crate) fn next_chunk(&mut self, data: &mut Bytes) -> Result<Option<Bytes>, Bytes> {
+        if self.held_len > 0 {
+            let need = sequence_len(self.held[0]) - self.held_len;
+            let take = need.min(data.len());
+            let len = self.held_len + take;
+            self.held[self.held_len..len].copy_from_slice(&data[..take]);
+            data.advance(take);
+            return match std::str::from_utf8(&self.held[..len]) {
+                Ok(_) => {
+                    self.held_len = 0;
+                    Ok(Some(Bytes::copy_from_slice(&self.held[..len])))
+                }
+                Err(e) if e.error_len().is_none() => {
+                    self.held_len = len;
+                    Ok(None)
+                }
+                Err(_) => Err(Bytes::new()),
+            };
+        }
+        let err = match std::str::from_utf8(data) {
+            Ok(_) => return Ok(Some(std::mem::take(data))),
+            Err(err) => err,
+        };
+        let valid = data.split_to(err.valid_up_to());
+        if err.error_len().is_some() {
+            return Err(valid);
+        }
+        // The rest is the start of a character: hold it.
+        self.held_len = data.len();
+        self.held[..data.len()].copy_from_slice(data);
+        *data = Bytes::new();
+        Ok((!valid.is_empty()).then_some(valid))
+    }
+
+    /// The text ended: fails if it stopped inside a character. Resets the
+    /// chunker either way.
+    pub(crate) fn finish(&mut self) -> Result<(), InvalidUtf8> {
+        let complete = self.held_len == 0;
+        self.held_len = 0;
         if complete {
             Ok(())
         } else {
@@ -127,5 +192,60 @@ mod tests {
         assert_eq!(v.finish(), Err(InvalidUtf8));
         assert_eq!(v.feed(b"fine"), Ok(()));
         assert_eq!(v.finish(), Ok(()));
+    }
+
+    /// Every chunk of every cut of the input into three pieces: each chunk
+    /// is valid on its own, together they are the input, and invalid input
+    /// fails with exactly the valid bytes before the bad one handed out.
+    #[test]
+    fn chunks_are_valid_on_their_own_and_lose_nothing() {
+        let samples: &[&[u8]] = &[
+            "κόσμε 𝄞 €".as_bytes(),
+            b"ab\xe2\x82\xacc\xf0\x9f\x98\x80",
+            b"ok\xe2\x82\xac bad \xed\xa0\x80 after",
+            b"\xf0\x9f\x98",
+            b"x\xff",
+        ];
+        for sample in samples {
+            let valid_up_to = match std::str::from_utf8(sample) {
+                Ok(_) => None,
+                Err(e) => Some(e.valid_up_to()),
+            };
+            for a in 0..=sample.len() {
+                for b in a..=sample.len() {
+                    let mut chunker = TextChunker::default();
+                    let mut out = Vec::new();
+                    let mut failed = false;
+                    'pieces: for piece in [&sample[..a], &sample[a..b], &sample[b..]] {
+                        let mut data = Bytes::copy_from_slice(piece);
+                        while !data.is_empty() {
+                            match chunker.next_chunk(&mut data) {
+                                Ok(Some(chunk)) => {
+                                    assert!(std::str::from_utf8(&chunk).is_ok(), "{chunk:?}");
+                                    assert!(!chunk.is_empty());
+                                    out.extend_from_slice(&chunk);
+                                }
+                                Ok(None) => {}
+                                Err(valid) => {
+                                    out.extend_from_slice(&valid);
+                                    failed = true;
+                                    break 'pieces;
+                                }
+                            }
+                        }
+                    }
+                    if !failed && chunker.finish().is_err() {
+                        failed = true;
+                    }
+                    match valid_up_to {
+                        None => assert_eq!((&out[..], failed), (&sample[..], false)),
+                        Some(n) => {
+                            assert!(failed, "{sample:?} cut {a},{b}");
+                            assert_eq!(&out[..], &sample[..n], "{sample:?} cut {a},{b}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }
