@@ -63,6 +63,10 @@ pub enum Error {
     /// [`opened`](crate::WebSocketStream::opened) already handed out the
     /// readable and writable halves.
     AlreadyOpened,
+    /// What was written to a text message sent in fragments
+    /// ([`MessageWriter`](crate::MessageWriter)) is not UTF-8: refused, not
+    /// sent.
+    InvalidText,
     /// A deadline passed: the opening handshake, the close handshake, a
     /// keepalive pong, or the idle limit.
     Timeout(Timeout),
@@ -123,6 +127,7 @@ impl fmt::Display for Error {
             Self::Closed => f.write_str("connection is closing or closed"),
             Self::Aborted => f.write_str("connection aborted before it opened"),
             Self::AlreadyOpened => f.write_str("the opened connection was already taken"),
+            Self::InvalidText => f.write_str("text written to a message is not UTF-8"),
             Self::Timeout(timeout) => fmt::Display::fmt(timeout, f),
         }
     }

@@ -15,7 +15,7 @@ use super::read_buffer::ReadBuffer;
 use super::timers::Timers;
 use super::waker_set::{SocketWakers, WakerSet};
 use super::wire::Wire;
-use crate::proto::{CloseCode, CloseFrame, Connection, Message};
+use crate::proto::{CloseCode, CloseFrame, Connection, Received};
 use crate::{CloseInfo, Error, Timeout};
 
 /// An open connection: the transport, the protocol state and the read
@@ -32,8 +32,8 @@ pub(crate) struct Driver {
 
 /// What moving the connection forward produced.
 pub(crate) enum Progress {
-    /// A message for the reader.
-    Message(Message),
+    /// A message, or part of one read in chunks, for the reader.
+    Received(Received),
     /// The connection is over: cleanly, with the peer's close, or not.
     Ended(Result<CloseInfo, Error>),
 }
@@ -89,7 +89,7 @@ impl Driver {
         let (read, write) = (wakers.read(), wakers.write());
         loop {
             // A protocol error (or the peer's close) shows in `is_closed`.
-            let received = self.proto.receive(self.read_buf.bytes());
+            let received = self.proto.receive_event(self.read_buf.bytes());
             let closed = self.proto.is_closed();
             let mut flushed = true;
             if closed || self.proto.has_urgent() {
@@ -111,9 +111,9 @@ impl Driver {
                 // the close timeout like waiting for the peer's reply.
                 return self.poll_deadlines(read, write).map(Progress::Ended);
             }
-            if let Ok(Some(message)) = received {
+            if let Ok(Some(received)) = received {
                 self.read_buf.release_if_quiet();
-                return Poll::Ready(Progress::Message(message));
+                return Poll::Ready(Progress::Received(received));
             }
             if self.eof {
                 return Poll::Ready(Progress::Ended(Err(Error::ConnectionLost)));

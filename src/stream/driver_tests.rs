@@ -10,7 +10,7 @@ use std::io::IoSlice;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
 use super::*;
-use crate::proto::{encode_frame, FrameDecoder, FrameHeader, OpCode, Role};
+use crate::proto::{encode_frame, FrameDecoder, FrameHeader, Message, OpCode, Role};
 use crate::stream::read_buffer::READ_LARGE;
 use crate::stream::waker_set::tests::{owner, Owner};
 use crate::stream::wire::Wire;
@@ -104,8 +104,8 @@ impl Harness {
 
     fn message(&mut self) -> Bytes {
         match self.poll() {
-            Poll::Ready(Progress::Message(Message::Binary(data))) => data,
-            Poll::Ready(Progress::Message(other)) => panic!("unexpected message {other:?}"),
+            Poll::Ready(Progress::Received(Received::Message(Message::Binary(data)))) => data,
+            Poll::Ready(Progress::Received(other)) => panic!("unexpected message {other:?}"),
             Poll::Ready(Progress::Ended(result)) => panic!("ended: {result:?}"),
             Poll::Pending => panic!("pending"),
         }

@@ -29,8 +29,8 @@ use crate::Error;
 /// writable and `closed` keep answering pings and finish the close
 /// handshake, discarding data messages.
 pub struct Readable {
-    shared: Arc<Shared>,
-    done: bool,
+    pub(super) shared: Arc<Shared>,
+    pub(super) done: bool,
 }
 
 impl Readable {
@@ -89,7 +89,7 @@ impl fmt::Debug for Readable {
 /// future after `start_send` leaves the message queued; the next flush or
 /// close writes it.
 pub struct Writable {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl Writable {

@@ -2,6 +2,8 @@
 
 mod driver;
 mod halves;
+mod message_reader;
+mod message_writer;
 mod open;
 mod options;
 mod read_buffer;
@@ -14,6 +16,8 @@ mod websocket;
 mod wire;
 
 pub use halves::{Readable, Writable};
+pub use message_reader::{MessageReader, NextStreamed};
+pub use message_writer::{MessageWriter, DEFAULT_FRAGMENT_SIZE};
 #[cfg(feature = "http2")]
 pub use options::HttpVersion;
 pub use options::{Options, ServerOptions, DEFAULT_OPEN_TIMEOUT, DEFAULT_WRITE_HIGH_WATER};

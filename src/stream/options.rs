@@ -55,6 +55,17 @@ macro_rules! conn_setters {
             self
         }
 
+        /// The largest message the peer may send when it is read in chunks
+        /// ([`Readable::next_streamed`](crate::Readable::next_streamed)),
+        /// which never holds it whole (default: no limit). A larger one
+        /// fails the connection with close 1009 as soon as its size is
+        /// known. `max_message_size` does not apply to such a message;
+        /// `max_frame_size` does, to each of its frames.
+        pub fn max_streamed_message_size(mut self, bytes: u64) -> Self {
+            self.conn.limits.max_streamed_message_size = bytes;
+            self
+        }
+
         /// The largest single frame the peer may send (default 16 MiB).
         pub fn max_frame_size(mut self, bytes: usize) -> Self {
             self.conn.limits.max_frame_size = bytes;

@@ -41,8 +41,12 @@ use tokio_util::sync::CancellationToken;
 use super::driver::{Driver, Progress};
 use super::open::Established;
 use super::waker_set::{Interest, SocketWakers, SocketWakersOwner};
+use streamed::InStream;
+pub(crate) use streamed::StreamStart;
+
+mod streamed;
 use crate::handshake::Negotiated;
-use crate::proto::{CloseFrame, Message, SendError};
+use crate::proto::{CloseFrame, Message, Received};
 use crate::{CloseInfo, Error};
 
 pub(crate) struct Shared {
@@ -66,6 +70,7 @@ enum Phase {
 }
 
 /// Who takes the messages the connection reads.
+#[allow(clippy::large_enum_variant)]
 enum Reader {
     /// Not open yet, or the opening failed: no halves to hand out.
     Opening,
@@ -75,11 +80,12 @@ enum Reader {
         negotiated: Negotiated,
         held: Option<Message>,
     },
-    /// The readable is out: its task's waker, and a message `closed` read
-    /// and held for it.
+    /// The readable is out: its task's waker, a message `closed` read and
+    /// held for it, and a message read in chunks.
     Reading {
         waker: Option<Waker>,
         held: Option<Message>,
+        stream: InStream,
     },
     /// No one will read (the readable was dropped, or has ended): data
     /// messages are discarded as they are read.
@@ -92,23 +98,37 @@ impl Reader {
     /// `None` when no one will read it.
     fn room(&self) -> Option<bool> {
         match self {
-            Self::Untaken { held, .. } | Self::Reading { held, .. } => Some(held.is_none()),
+            Self::Untaken { held, .. } => Some(held.is_none()),
+            Self::Reading { held, stream, .. } => Some(held.is_none() && stream.has_room()),
             Self::Opening | Self::Gone => None,
         }
     }
 
-    /// Holds `message` for the readable, waking it if it waits.
-    fn hold(&mut self, message: Message) {
-        match self {
-            Self::Untaken { held, .. } => *held = Some(message),
-            Self::Reading { held, waker } => {
-                *held = Some(message);
+    /// Holds what was read for the readable, waking it if it waits: a
+    /// message, or the start of one read in chunks.
+    fn hold(&mut self, received: Received) {
+        match (self, received) {
+            (Self::Untaken { held, .. }, Received::Message(message)) => *held = Some(message),
+            (
+                Self::Reading {
+                    held,
+                    waker,
+                    stream,
+                },
+                received,
+            ) => {
+                match received {
+                    Received::Message(message) => *held = Some(message),
+                    Received::MessageStart(kind) => *stream = InStream::Started(kind),
+                    // Nothing reads chunks while a message is held.
+                    Received::Chunk(_) | Received::MessageEnd => {}
+                }
                 // The bytes are no longer in the socket to wake it.
                 if let Some(waker) = waker {
                     waker.wake_by_ref();
                 }
             }
-            Self::Opening | Self::Gone => {}
+            _ => {}
         }
     }
 }
@@ -194,7 +214,11 @@ impl Shared {
                 Poll::Pending
             }
             Reader::Untaken { negotiated, held } => {
-                st.reader = Reader::Reading { waker: None, held };
+                st.reader = Reader::Reading {
+                    waker: None,
+                    held,
+                    stream: InStream::Idle,
+                };
                 Poll::Ready(Ok(negotiated))
             }
             taken => {
@@ -209,8 +233,8 @@ impl Shared {
         match st.reader.room() {
             None => self.drive_discarding(&mut st, cx.waker()),
             Some(true) => {
-                if let Poll::Ready(Some(message)) = self.progress(&mut st, cx.waker()) {
-                    st.reader.hold(message);
+                if let Poll::Ready(Some(received)) = self.progress(&mut st, cx.waker()) {
+                    st.reader.hold(received);
                 }
             }
             // Held for the readable: taking it wakes us.
@@ -254,7 +278,12 @@ impl Shared {
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let Reader::Reading { waker, held } = &mut st.reader else {
+        let Reader::Reading {
+            waker,
+            held,
+            stream,
+        } = &mut st.reader
+        else {
             return Poll::Ready(None);
         };
         remember(waker, cx.waker());
@@ -263,16 +292,17 @@ impl Shared {
             st.closed_wakers.drain(..).for_each(Waker::wake);
             return Poll::Ready(Some(Ok(message)));
         }
+        if !stream.is_idle() {
+            // A `next_streamed` that asked for this message was dropped.
+            return self.poll_collect(st, cx);
+        }
         match self.progress(st, cx.waker()) {
-            Poll::Ready(Some(message)) => return Poll::Ready(Some(Ok(message))),
+            Poll::Ready(Some(Received::Message(message))) => return Poll::Ready(Some(Ok(message))),
+            Poll::Ready(Some(_)) => return self.poll_collect(st, cx),
             Poll::Ready(None) => {}
             Poll::Pending => return Poll::Pending,
         }
-        st.reader = Reader::Gone;
-        match &st.phase {
-            Phase::Ended(Err(err)) => Poll::Ready(Some(Err(err.clone()))),
-            _ => Poll::Ready(None),
-        }
+        Poll::Ready(st.end_of_reading())
     }
 
     pub(crate) fn reader_dropped(&self) {
@@ -323,10 +353,7 @@ impl Shared {
         let Phase::Open(driver) = &mut st.phase else {
             return Err(st.ended_error());
         };
-        driver.proto.send(message).map_err(|err| match err {
-            SendError::Closing | SendError::ControlTooLong => Error::Closed,
-            SendError::Random(err) => Error::io(err),
-        })
+        driver.proto.send(message).map_err(streamed::send_error)
     }
 
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -373,7 +400,7 @@ impl Shared {
 
     /// One step of the connection for `waker`'s task: a message, the end
     /// (`None`, with the outcome recorded), or `Pending`.
-    fn progress(&self, st: &mut State, waker: &Waker) -> Poll<Option<Message>> {
+    fn progress(&self, st: &mut State, waker: &Waker) -> Poll<Option<Received>> {
         let Phase::Open(driver) = &mut st.phase else {
             return Poll::Ready(None);
         };
@@ -383,7 +410,7 @@ impl Shared {
         st.wake_writer_if_room();
         match progress {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Progress::Message(message)) => Poll::Ready(Some(message)),
+            Poll::Ready(Progress::Received(received)) => Poll::Ready(Some(received)),
             Poll::Ready(Progress::Ended(result)) => {
                 st.end(result);
                 Poll::Ready(None)
@@ -460,6 +487,16 @@ impl State {
             }
         }
         self.wake_all();
+    }
+
+    /// The readable's last item once the connection has ended: its error,
+    /// if it failed. No one reads from then on.
+    fn end_of_reading(&mut self) -> Option<Result<Message, Error>> {
+        self.reader = Reader::Gone;
+        match &self.phase {
+            Phase::Ended(Err(err)) => Some(Err(err.clone())),
+            _ => None,
+        }
     }
 
     /// The error for an operation on a connection that has ended.
