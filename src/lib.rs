@@ -31,6 +31,11 @@ pub struct ProxyGuide;
 #[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../docs/servers.md")]
 pub struct ServerGuide;
+/// The guide's chapter on messages larger than memory, compiled and run as
+/// doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/streaming.md")]
+pub struct StreamingGuide;
 /// The guide's HTTP/2 chapter, compiled and run as doctests.
 #[cfg(all(doctest, feature = "http2"))]
 #[doc = include_str!("../docs/http2.md")]
