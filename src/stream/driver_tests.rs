@@ -10,7 +10,7 @@ use std::io::IoSlice;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
 use super::*;
-use crate::proto::{encode_frame, FrameDecoder, FrameHeader, Message, OpCode, Role};
+use crate::proto::{encode_frame, FrameDecoder, FrameHeader, Message, OpCode, Received, Role};
 use crate::stream::read_buffer::READ_LARGE;
 use crate::stream::waker_set::tests::{owner, Owner};
 use crate::stream::wire::Wire;
@@ -211,4 +211,34 @@ async fn frames_queued_together_leave_in_few_writes_and_in_order() {
         assert_eq!(frame.payload, payload);
     }
     assert!(buf.is_empty());
+}
+
+/// Regression: a message read in chunks hands out the whole buffer after
+/// every read, which left it empty and sent every read through the 4 KiB
+/// stack path meant for idle connections: a copy and a system call per
+/// 4 KiB (found by the streamed benchmark).
+#[tokio::test]
+async fn a_message_read_in_chunks_is_read_in_large_reads() {
+    let mut h = harness();
+    h.driver.proto.stream_next_message();
+    let payload = vec![9u8; 512 * 1024];
+    h.peer.write_all(&client_frame(&payload)).await.unwrap();
+    let mut chunks = Vec::new();
+    loop {
+        match h.poll() {
+            Poll::Ready(Progress::Received(Received::Chunk(chunk))) => chunks.push(chunk.len()),
+            Poll::Ready(Progress::Received(Received::MessageStart(_))) => {}
+            Poll::Ready(Progress::Received(Received::MessageEnd)) => break,
+            Poll::Ready(Progress::Received(other)) => panic!("unexpected {other:?}"),
+            Poll::Ready(Progress::Ended(result)) => panic!("ended: {result:?}"),
+            // Tokio's cooperative budget, spent by many small reads.
+            Poll::Pending => tokio::task::yield_now().await,
+        }
+    }
+    assert_eq!(chunks.iter().sum::<usize>(), payload.len());
+    assert!(
+        chunks.len() <= 12,
+        "{} chunks for 512 KiB: reads stayed small ({chunks:?})",
+        chunks.len()
+    );
 }

@@ -98,13 +98,16 @@ impl ReadBuffer {
     /// With no buffer (between messages) the read lands on the stack and
     /// only what arrived is copied into a buffer of its size: a read that
     /// finds nothing allocates nothing, and a small message holds only its
-    /// own bytes, not a 4 KiB buffer.
+    /// own bytes, not a 4 KiB buffer. Not while the peer streams: a message
+    /// read in chunks hands out the whole buffer after every read, and
+    /// reading it 4 KiB at a time through the stack would copy every byte
+    /// and cost a system call per 4 KiB.
     fn poll_read_once<R: AsyncRead + ?Sized>(
         &mut self,
         io: Pin<&mut R>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<(usize, usize)>> {
-        if self.buf.capacity() == 0 {
+        if self.buf.capacity() == 0 && !self.streaming {
             let mut stack = [MaybeUninit::<u8>::uninit(); READ_SMALL];
             let mut read = ReadBuf::uninit(&mut stack);
             ready!(io.poll_read(cx, &mut read))?;
