@@ -366,9 +366,14 @@ async fn keepalive_and_the_peer_go_on_while_a_long_message_trickles_out() {
     let client = Options::default()
         .ping_interval(Some(Duration::from_millis(50)))
         .ping_timeout(Some(Duration::from_millis(300)));
-    let (ws, opened, _server_ws, server) = pair(client, ServerOptions::default()).await;
-    // No one reads on the client: the writable drives its reads (pongs).
-    drop(opened.readable);
+    let server = ServerOptions::default()
+        .ping_interval(Some(Duration::from_millis(50)))
+        .ping_timeout(Some(Duration::from_millis(300)));
+    let (ws, opened, _server_ws, server) = pair(client, server).await;
+    // The client's readable is kept and never polled, and nothing awaits
+    // its `closed`: only the writer reads, on its behalf, so the server's
+    // pings are answered and the client's own pongs seen.
+    let _unread = opened.readable;
     let mut wr = opened.writable;
     let trickle = stream::iter(0..20).then(|i| async move {
         tokio::time::sleep(Duration::from_millis(40)).await;

@@ -4,6 +4,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::tests::sent_frames;
 use super::*;
 
 /// Encodes a frame as the peer of `us` would send it.
@@ -68,26 +69,6 @@ fn joined(events: &[Received]) -> Vec<u8> {
         }
     }
     out
-}
-
-fn sent_frames(conn: &mut Connection) -> Vec<Frame> {
-    let peer = match conn.role() {
-        Role::Client => Role::Server,
-        Role::Server => Role::Client,
-    };
-    let out = conn.outgoing();
-    let mut wire = BytesMut::new();
-    while out.has_remaining() {
-        let n = out.chunk().len();
-        wire.extend_from_slice(out.chunk());
-        out.advance(n);
-    }
-    let mut decoder = FrameDecoder::new(peer, usize::MAX);
-    let mut frames = Vec::new();
-    while let Ok(Some(frame)) = decoder.decode(&mut wire) {
-        frames.push(frame);
-    }
-    frames
 }
 
 fn close_code_sent(conn: &mut Connection) -> Option<u16> {

@@ -20,7 +20,7 @@ fn peer_frame(us: Role, opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Drains what `conn` wants to send and decodes it as its peer would.
-fn sent_frames(conn: &mut Connection) -> Vec<Frame> {
+pub(super) fn sent_frames(conn: &mut Connection) -> Vec<Frame> {
     let peer = match conn.role() {
         Role::Client => Role::Server,
         Role::Server => Role::Client,

@@ -49,6 +49,7 @@ impl Writable {
             buf: BytesMut::new(),
             utf8: Utf8Validator::default(),
             started: false,
+            since_read_ahead: 0,
             finished: false,
         }
     }
@@ -91,7 +92,10 @@ impl Writable {
 ///   `SinkExt::close`, `AsyncWriteExt::shutdown`) sends the final fragment.
 /// - **Backpressure** is the writable's: `poll_ready` and `poll_write` wait
 ///   while more than the high-water mark is queued. Pings, pongs and the
-///   close handshake go on between fragments.
+///   close handshake go on between fragments: once per fragment, and while
+///   it waits, the writer reads on the readable's behalf as `closed` does
+///   (holding back one message for it, then stopping), so a task that only
+///   writes a long upload still answers the peer's keepalive pings.
 /// - **Text** written as bytes is checked as UTF-8 across chunks (a
 ///   character may be split between them); what is not UTF-8 is refused
 ///   with [`Error::InvalidText`] (through `AsyncWrite`, an `InvalidData`
@@ -114,6 +118,9 @@ pub struct MessageWriter<'a> {
     utf8: Utf8Validator,
     /// A fragment was queued: the message is on the wire.
     started: bool,
+    /// Bytes taken since the connection was last read on the readable's
+    /// behalf.
+    since_read_ahead: usize,
     /// The final fragment was queued.
     finished: bool,
 }
@@ -140,12 +147,23 @@ impl MessageWriter<'_> {
         poll_fn(|cx| self.poll_finish(cx)).await
     }
 
-    /// Waits for room in the writable's queue.
+    /// Waits for room in the writable's queue. Once per fragment's worth
+    /// of data, and whenever it must wait, it reads on the readable's
+    /// behalf first (as `closed` does), so that a task that only writes a
+    /// long message still answers pings and sees the peer's close.
     fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.finished {
             return Poll::Ready(Err(Error::Closed));
         }
-        self.writable.shared.poll_ready(cx)
+        if self.since_read_ahead >= self.fragment_size {
+            self.since_read_ahead = 0;
+            self.writable.shared.read_ahead_for_writer(cx);
+        }
+        let ready = self.writable.shared.poll_ready(cx);
+        if ready.is_pending() {
+            self.writable.shared.read_ahead_for_writer(cx);
+        }
+        ready
     }
 
     /// Appends a chunk: coalesced while small, split while large.
@@ -156,6 +174,7 @@ impl MessageWriter<'_> {
         if self.kind == MessageKind::Text {
             self.utf8.feed(&chunk).map_err(|_| Error::InvalidText)?;
         }
+        self.since_read_ahead = self.since_read_ahead.saturating_add(chunk.len());
         let size = self.fragment_size;
         if !self.buf.is_empty() || chunk.len() < size {
             let take = (size - self.buf.len()).min(chunk.len());
@@ -183,12 +202,15 @@ impl MessageWriter<'_> {
         Ok(())
     }
 
-    /// Sends what is coalesced as a fragment, and flushes.
+    /// Sends what is coalesced as a fragment, and flushes (reading on the
+    /// readable's behalf first, as `poll_room` does).
     fn poll_send_buffered(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if !self.buf.is_empty() && !self.finished {
             let fragment = self.buf.split().freeze();
             self.emit(fragment, false)?;
         }
+        self.since_read_ahead = 0;
+        self.writable.shared.read_ahead_for_writer(cx);
         self.writable.shared.poll_flush(cx)
     }
 
@@ -260,6 +282,7 @@ impl AsyncWrite for MessageWriter<'_> {
                 .map_err(|_| io_error(Error::InvalidText))?;
         }
         this.buf.extend_from_slice(data);
+        this.since_read_ahead += n;
         if this.buf.len() >= this.fragment_size {
             let fragment = this.buf.split().freeze();
             this.emit(fragment, false).map_err(io_error)?;

@@ -230,16 +230,7 @@ impl Shared {
 
     pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<Result<CloseInfo, Error>> {
         let mut st = self.lock();
-        match st.reader.room() {
-            None => self.drive_discarding(&mut st, cx.waker()),
-            Some(true) => {
-                if let Poll::Ready(Some(received)) = self.progress(&mut st, cx.waker()) {
-                    st.reader.hold(received);
-                }
-            }
-            // Held for the readable: taking it wakes us.
-            Some(false) => {}
-        }
+        self.read_ahead(&mut st, cx.waker());
         match &st.phase {
             Phase::Ended(outcome) => Poll::Ready(outcome.clone()),
             _ => {
@@ -415,6 +406,24 @@ impl Shared {
                 st.end(result);
                 Poll::Ready(None)
             }
+        }
+    }
+
+    /// Reads for the readable while it is not being polled: holds one
+    /// message (or the start of one read in chunks) for it and stops there,
+    /// answering pings and the peer's close on the way; with no reader,
+    /// discards. `closed` does this, and a `MessageWriter` between
+    /// fragments, so a long upload answers pings whoever reads.
+    fn read_ahead(&self, st: &mut State, waker: &Waker) {
+        match st.reader.room() {
+            None => self.drive_discarding(st, waker),
+            Some(true) => {
+                if let Poll::Ready(Some(received)) = self.progress(st, waker) {
+                    st.reader.hold(received);
+                }
+            }
+            // Held for the readable: taking it wakes whoever waits.
+            Some(false) => {}
         }
     }
 

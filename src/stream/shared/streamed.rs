@@ -275,6 +275,14 @@ impl Shared {
             .map_err(send_error)
     }
 
+    /// Reads ahead for the readable (see `read_ahead`) on behalf of a
+    /// `MessageWriter`: a long message written by a task that reads
+    /// nothing must still answer the peer's keepalive pings.
+    pub(crate) fn read_ahead_for_writer(&self, cx: &mut Context<'_>) {
+        let mut st = self.lock();
+        self.read_ahead(&mut st, cx.waker());
+    }
+
     /// A `MessageWriter` went away part-way: the close handshake starts
     /// with 1011 (see `Connection::abandon_message`).
     pub(crate) fn abandon_fragments(&self) {
