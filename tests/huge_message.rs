@@ -5,7 +5,8 @@
 //! digests must match; the process's peak RSS must stay within 16 MiB of
 //! what it was at the start, so nothing holds the message. After the big
 //! message the two sides exchange a normal message each way and close
-//! cleanly.
+//! cleanly. And a raw peer that sends invalid text in its 900th MiB: the
+//! reader gets every valid byte before it, then the error with 1007.
 //!
 //! Too slow unoptimised, so ignored; run them with
 //! `cargo test --release --all-features --test huge_message -- --ignored --nocapture`
@@ -16,6 +17,8 @@
 
 #[path = "support/measure.rs"]
 mod measure;
+#[path = "support/raw.rs"]
+mod raw;
 
 use std::fmt;
 use std::io::Read as _;
@@ -96,6 +99,108 @@ fn half_a_gib_of_text_each_way_with_permessage_deflate() {
             },
         ],
     );
+}
+
+/// A peer starts a text message and sends an invalid byte in its 900th MiB:
+/// the reader gets every valid byte before it (checked by length and hash),
+/// every chunk valid on its own, then the error; the peer gets 1007.
+#[test]
+#[ignore = "900 MiB: run optimised (--release), see .ci/run"]
+fn invalid_text_in_the_900th_mib_fails_there_after_every_valid_byte() {
+    const NAME: &str = "invalid_text_in_the_900th_mib_fails_there_after_every_valid_byte";
+    if !alone_ignored(NAME, TIME_LIMIT) {
+        return;
+    }
+    let rss_start = rss_bytes() as u64;
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (valid, got, peer_saw) = runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let peer = tokio::spawn(async move {
+            use wsstream::proto::OpCode;
+            let mut peer = raw::accept_raw(&listener).await;
+            let mut generator = Generator::new(900, MessageKind::Text);
+            let mut hash = RunningHash::default();
+            let target = 899 * MIB + 12_345;
+            let mut sent = 0u64;
+            for i in 0u64.. {
+                let mut frame = vec![0; MIB as usize];
+                generator.fill(&mut frame);
+                let end = sent + MIB;
+                let valid = if (sent..end).contains(&target) {
+                    // The first ASCII byte from the target on: a character
+                    // boundary, so the valid text ends exactly there.
+                    let at = (target - sent) as usize
+                        + frame[(target - sent) as usize..]
+                            .iter()
+                            .position(|b| b.is_ascii())
+                            .unwrap();
+                    frame[at] = 0xff;
+                    Some(at)
+                } else {
+                    None
+                };
+                hash.update(&frame[..valid.unwrap_or(frame.len())]);
+                let opcode = if i == 0 {
+                    OpCode::Text
+                } else {
+                    OpCode::Continuation
+                };
+                peer.send(&raw::frame(opcode, false, &frame, None)).await;
+                sent = end;
+                if valid.is_some() {
+                    break;
+                }
+            }
+            let valid = hash.digest();
+            (valid, peer.read_until_close().await)
+        });
+        let ws = WebSocketStream::connect(&url, Options::default());
+        let mut readable = ws.opened().await.unwrap().readable;
+        let mut reader = readable.next_streamed().await.unwrap().unwrap();
+        assert!(reader.is_text());
+        let mut hash = RunningHash::default();
+        let err = loop {
+            match reader.next().await {
+                Some(Ok(chunk)) => {
+                    assert!(std::str::from_utf8(&chunk).is_ok(), "a chunk is not text");
+                    hash.update(&chunk);
+                }
+                Some(Err(err)) => break err,
+                None => panic!("the message ended without its error"),
+            }
+        };
+        assert!(
+            matches!(
+                err,
+                wsstream::Error::Protocol(wsstream::proto::ProtocolError::InvalidUtf8)
+            ),
+            "{err:?}"
+        );
+        let got = hash.digest();
+        drop(reader);
+        let (valid, peer_saw) = peer.await.unwrap();
+        (valid, got, peer_saw)
+    });
+    let growth = (peak_rss_bytes() as u64).saturating_sub(rss_start);
+    println!(
+        "{NAME}: {} valid bytes then the error, in {:.1?}; peak RSS {} KiB above the start",
+        got.len,
+        started.elapsed(),
+        growth >> 10
+    );
+    assert!(got.len > 899 * MIB);
+    assert_eq!(
+        got, valid,
+        "the reader's bytes (left) differ from the valid ones"
+    );
+    assert_eq!(peer_saw, Some(1007));
+    assert!(growth <= RSS_HEADROOM, "peak RSS rose {} KiB", growth >> 10);
 }
 
 /// One big message: who sends it, how it is written and how it is read.
