@@ -2,7 +2,7 @@
 //! `receive_event` reports as bytes arrive in reads of any size, what the
 //! limits and UTF-8 rules do to it, and the frames `send_fragment` makes.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::tests::sent_frames;
 use super::*;
@@ -333,6 +333,8 @@ fn a_message_cannot_follow_part_of_another_the_connection_closes_with_1011() {
 
 #[cfg(feature = "deflate")]
 mod deflate {
+    use bytes::Buf;
+
     use super::*;
     use crate::handshake::{DeflateConfig, DeflateParams};
 
