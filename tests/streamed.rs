@@ -289,6 +289,60 @@ async fn fragments_are_the_size_asked_for_and_a_flush_sends_what_is_coalesced() 
     );
 }
 
+/// Autobahn 3.2 with a streamed echo: a message, then a frame with a
+/// reserved bit, then a ping, in one write. The echo of the message must
+/// reach the peer whole before the connection fails with 1002: the writer
+/// reads control frames between fragments, never the next data frame.
+#[tokio::test]
+async fn a_streamed_echo_is_finished_before_a_bad_frame_after_it_fails_the_connection() {
+    let (listener, url) = listen().await;
+    let peer = tokio::spawn(async move {
+        let mut peer = accept_raw(&listener).await;
+        let mut burst = frame(OpCode::Text, true, b"hello", None);
+        let mut bad = frame(OpCode::Text, true, b"bad", None);
+        bad[0] |= 0x20;
+        burst.extend(bad);
+        burst.extend(frame(OpCode::Ping, true, b"p", None));
+        peer.send(&burst).await;
+        let mut seen = Vec::new();
+        while let Some(frame) = peer.read_frame().await {
+            seen.push((
+                frame.header.opcode,
+                frame.header.fin,
+                frame.payload.to_vec(),
+            ));
+            if frame.header.opcode == OpCode::Close {
+                break;
+            }
+        }
+        seen
+    });
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let opened = within(ws.opened()).await.unwrap();
+    let (mut rd, mut wr) = (opened.readable, opened.writable);
+    while let Some(Ok(mut message)) = within(rd.next_streamed()).await {
+        let mut echo = wr.start_streamed(message.kind());
+        if echo.send_all(&mut message).await.is_err() || echo.finish().await.is_err() {
+            break;
+        }
+    }
+    let seen = within(peer).await.unwrap();
+    let (last, echo) = seen.split_last().unwrap();
+    let mut echoed = Vec::new();
+    for (opcode, _, payload) in echo {
+        assert_ne!(
+            *opcode,
+            OpCode::Pong,
+            "the ping after the bad frame was answered"
+        );
+        echoed.extend_from_slice(payload);
+    }
+    assert_eq!(echoed, b"hello");
+    assert!(echo.last().unwrap().1, "the echo was finished: {seen:?}");
+    assert_eq!(last.0, OpCode::Close);
+    assert_eq!(u16::from_be_bytes([last.2[0], last.2[1]]), 1002);
+}
+
 #[tokio::test]
 async fn a_writer_dropped_part_way_closes_with_1011_and_nothing_follows() {
     let (listener, url) = listen().await;

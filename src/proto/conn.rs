@@ -189,6 +189,47 @@ impl Connection {
         self.receive_streamed(buf).map_err(|err| self.fail(err))
     }
 
+    /// Handles the well-formed control frames at the front of `buf`
+    /// (answering pings, taking the peer's close) and stops at anything
+    /// else: a data frame, or a frame that would fail, is left in `buf`
+    /// untouched for [`receive`](Self::receive) to judge in its turn. For
+    /// a writer that must answer pings while no one reads: it takes nothing
+    /// out of order and fails nothing early. Returns `true` when it stopped
+    /// at such a frame, `false` when it wants more bytes.
+    pub fn receive_control(&mut self, buf: &mut BytesMut) -> bool {
+        while self.wants_input() {
+            let control = match self.decoder.partial_header() {
+                Some(header) => header.opcode.is_control(),
+                None => match FrameHeader::parse(buf) {
+                    Ok(Some((header, _))) => header.opcode.is_control(),
+                    Ok(None) => return false,
+                    Err(_) => return true,
+                },
+            };
+            if !control {
+                return true;
+            }
+            let mut checks = MessageChecks {
+                incoming: &mut self.incoming,
+                max_message_size: self.limits.max_message_size,
+                streamed_limit: None,
+            };
+            // A frame that fails its checks is not consumed: the reader
+            // judges it when it gets there.
+            let frame = match self.decoder.decode_observed(buf, &mut checks) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return false,
+                Err(_) => return true,
+            };
+            if let Err(err) = self.on_frame(frame) {
+                // A bad close frame: it was the peer's last word anyway.
+                self.fail(err);
+                return true;
+            }
+        }
+        false
+    }
+
     fn receive_whole(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
         while self.wants_input() {
             let mut checks = MessageChecks {

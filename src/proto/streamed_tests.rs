@@ -431,3 +431,50 @@ mod deflate {
         assert_eq!(close_code_sent(&mut server), Some(1009));
     }
 }
+
+#[test]
+fn receive_control_answers_pings_and_leaves_data_and_bad_frames_for_the_reader() {
+    let role = Role::Client;
+    let mut wire = peer_frame(role, OpCode::Ping, true, 0, b"p1");
+    wire.extend(peer_frame(role, OpCode::Text, true, 0, b"data"));
+    wire.extend(peer_frame(role, OpCode::Ping, true, 0, b"p2"));
+    let mut conn = Connection::new(role, Limits::default());
+    let mut buf = BytesMut::from(&wire[..]);
+    assert!(conn.receive_control(&mut buf), "stopped at the data frame");
+    let sent = sent_frames(&mut conn);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].header.opcode, &sent[0].payload[..]),
+        (OpCode::Pong, &b"p1"[..])
+    );
+    // The data frame is still there, in order, for the reader.
+    assert_eq!(conn.receive(&mut buf), Ok(Some(Message::text("data"))));
+    assert_eq!(conn.receive(&mut buf), Ok(None));
+    assert_eq!(sent_frames(&mut conn)[0].payload, Bytes::from_static(b"p2"));
+
+    // A bad frame (reserved bits) is not judged here: the reader fails on
+    // it when it gets there, after the message before it.
+    let mut wire = peer_frame(role, OpCode::Text, true, 0, b"first");
+    wire.extend(peer_frame(role, OpCode::Text, true, 0x20, b"bad"));
+    let mut conn = Connection::new(role, Limits::default());
+    let mut buf = BytesMut::from(&wire[..]);
+    assert!(conn.receive_control(&mut buf));
+    assert!(conn.failure().is_none());
+    assert_eq!(conn.receive(&mut buf), Ok(Some(Message::text("first"))));
+    assert!(conn.receive(&mut buf).is_err());
+
+    // A ping that fails its own checks (masked, to a client) is left too.
+    let mut buf = BytesMut::from(&peer_frame(Role::Server, OpCode::Ping, true, 0, b"x")[..]);
+    let mut conn = Connection::new(Role::Client, Limits::default());
+    assert!(conn.receive_control(&mut buf));
+    assert!(conn.failure().is_none() && !buf.is_empty());
+
+    // The peer's close is taken and answered.
+    let mut close = peer_frame(role, OpCode::Close, true, 0, &[0x03, 0xe8]);
+    close.extend(peer_frame(role, OpCode::Text, true, 0, b"late"));
+    let mut conn = Connection::new(role, Limits::default());
+    let mut buf = BytesMut::from(&close[..]);
+    assert!(!conn.receive_control(&mut buf));
+    assert!(conn.close_received().is_some());
+    assert_eq!(close_code_sent(&mut conn), Some(1000));
+}

@@ -86,10 +86,27 @@ impl Driver {
     /// each other. User messages are left to the writer's batching.
     #[inline]
     pub(crate) fn poll_progress(&mut self, wakers: &SocketWakers) -> Poll<Progress> {
+        self.poll_turns(wakers, false)
+    }
+
+    /// Reads for a writer while no one reads: handles the control frames
+    /// that arrive (pings answered, the peer's close) and stops, `Pending`,
+    /// at the first data frame, which is left for the reader. Never yields
+    /// a message; ends like `poll_progress` when the connection does.
+    pub(crate) fn poll_control(&mut self, wakers: &SocketWakers) -> Poll<Progress> {
+        self.poll_turns(wakers, true)
+    }
+
+    #[inline]
+    fn poll_turns(&mut self, wakers: &SocketWakers, control_only: bool) -> Poll<Progress> {
         let (read, write) = (wakers.read(), wakers.write());
         loop {
             // A protocol error (or the peer's close) shows in `is_closed`.
-            let received = self.proto.receive_event(self.read_buf.bytes());
+            let (received, stopped) = if control_only {
+                (Ok(None), self.proto.receive_control(self.read_buf.bytes()))
+            } else {
+                (self.proto.receive_event(self.read_buf.bytes()), false)
+            };
             let closed = self.proto.is_closed();
             let mut flushed = true;
             if closed || self.proto.has_urgent() {
@@ -114,6 +131,10 @@ impl Driver {
             if let Ok(Some(received)) = received {
                 self.read_buf.release_if_quiet();
                 return Poll::Ready(Progress::Received(received));
+            }
+            if stopped {
+                // Data for the reader: read no further until it takes it.
+                return Poll::Pending;
             }
             if self.eof {
                 return Poll::Ready(Progress::Ended(Err(Error::ConnectionLost)));

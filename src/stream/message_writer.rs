@@ -92,10 +92,11 @@ impl Writable {
 ///   `SinkExt::close`, `AsyncWriteExt::shutdown`) sends the final fragment.
 /// - **Backpressure** is the writable's: `poll_ready` and `poll_write` wait
 ///   while more than the high-water mark is queued. Pings, pongs and the
-///   close handshake go on between fragments: once per fragment, and while
-///   it waits, the writer reads on the readable's behalf as `closed` does
-///   (holding back one message for it, then stopping), so a task that only
-///   writes a long upload still answers the peer's keepalive pings.
+///   close handshake go on between fragments: once per fragment, at each
+///   flush and while it waits, the writer reads the control frames that
+///   arrived (stopping at the first data frame, which is the reader's), so
+///   a task that only writes a long upload still answers the peer's
+///   keepalive pings.
 /// - **Text** written as bytes is checked as UTF-8 across chunks (a
 ///   character may be split between them); what is not UTF-8 is refused
 ///   with [`Error::InvalidText`] (through `AsyncWrite`, an `InvalidData`
@@ -148,20 +149,20 @@ impl MessageWriter<'_> {
     }
 
     /// Waits for room in the writable's queue. Once per fragment's worth
-    /// of data, and whenever it must wait, it reads on the readable's
-    /// behalf first (as `closed` does), so that a task that only writes a
-    /// long message still answers pings and sees the peer's close.
+    /// of data, and whenever it must wait, it also reads the control frames
+    /// that arrived, so that a task that only writes a long message still
+    /// answers pings and sees the peer's close.
     fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.finished {
             return Poll::Ready(Err(Error::Closed));
         }
         if self.since_read_ahead >= self.fragment_size {
             self.since_read_ahead = 0;
-            self.writable.shared.read_ahead_for_writer(cx);
+            self.writable.shared.read_control_for_writer(cx);
         }
         let ready = self.writable.shared.poll_ready(cx);
         if ready.is_pending() {
-            self.writable.shared.read_ahead_for_writer(cx);
+            self.writable.shared.read_control_for_writer(cx);
         }
         ready
     }
@@ -202,15 +203,15 @@ impl MessageWriter<'_> {
         Ok(())
     }
 
-    /// Sends what is coalesced as a fragment, and flushes (reading on the
-    /// readable's behalf first, as `poll_room` does).
+    /// Sends what is coalesced as a fragment, and flushes (reading the
+    /// control frames that arrived first, as `poll_room` does).
     fn poll_send_buffered(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if !self.buf.is_empty() && !self.finished {
             let fragment = self.buf.split().freeze();
             self.emit(fragment, false)?;
         }
         self.since_read_ahead = 0;
-        self.writable.shared.read_ahead_for_writer(cx);
+        self.writable.shared.read_control_for_writer(cx);
         self.writable.shared.poll_flush(cx)
     }
 

@@ -409,11 +409,10 @@ impl Shared {
         }
     }
 
-    /// Reads for the readable while it is not being polled: holds one
-    /// message (or the start of one read in chunks) for it and stops there,
-    /// answering pings and the peer's close on the way; with no reader,
-    /// discards. `closed` does this, and a `MessageWriter` between
-    /// fragments, so a long upload answers pings whoever reads.
+    /// Reads for the readable while it is not being polled, as `closed`
+    /// does: holds one message (or the start of one read in chunks) for it
+    /// and stops there, answering pings and the peer's close on the way;
+    /// with no reader, discards.
     fn read_ahead(&self, st: &mut State, waker: &Waker) {
         match st.reader.room() {
             None => self.drive_discarding(st, waker),

@@ -15,6 +15,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::{remember, Phase, Reader, Shared, State};
 use crate::proto::{Message, MessageKind, ProtocolError, Received, SendError, Utf8Bytes};
+use crate::stream::driver::Progress;
+use crate::stream::waker_set::Interest;
 use crate::Error;
 
 /// A message read in chunks, as far as the readable is concerned.
@@ -275,12 +277,27 @@ impl Shared {
             .map_err(send_error)
     }
 
-    /// Reads ahead for the readable (see `read_ahead`) on behalf of a
-    /// `MessageWriter`: a long message written by a task that reads
-    /// nothing must still answer the peer's keepalive pings.
-    pub(crate) fn read_ahead_for_writer(&self, cx: &mut Context<'_>) {
-        let mut st = self.lock();
-        self.read_ahead(&mut st, cx.waker());
+    /// Reads on behalf of a `MessageWriter` whose task may be the only one
+    /// polling: a long message written while no one reads must still
+    /// answer the peer's keepalive pings and see its close. Only control
+    /// frames are taken; at the first data frame it stops, leaving it (and
+    /// any protocol error in it) for the reader, in order. With no reader
+    /// at all, the writable already reads and discards (`poll_ready`).
+    pub(crate) fn read_control_for_writer(&self, cx: &mut Context<'_>) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if !matches!(st.reader, Reader::Untaken { .. } | Reader::Reading { .. }) {
+            return;
+        }
+        let Phase::Open(driver) = &mut st.phase else {
+            return;
+        };
+        let progress = self.wakers.poll(cx.waker(), Interest::ReadWrite, |wakers| {
+            driver.poll_control(wakers)
+        });
+        if let Poll::Ready(Progress::Ended(outcome)) = progress {
+            st.end(outcome);
+        }
     }
 
     /// A `MessageWriter` went away part-way: the close handshake starts
