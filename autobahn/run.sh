@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the Autobahn|Testsuite against wsstream in five roles and checks the
+# Runs the Autobahn|Testsuite against wsstream in six roles and checks the
 # results against autobahn/expected.json. Regenerates docs/conformance.md.
 #
 #   bash autobahn/run.sh
@@ -42,12 +42,18 @@
 #      `wstest -m fuzzingclient` runs its cases against nghttpx. The server
 #      counts the WebSockets it accepted per HTTP version (printed on SIGTERM);
 #      the role fails unless every case wstest ran arrived over HTTP/2;
-#   8. autobahn/check.py compares the five index.json files with expected.json
-#      (the hyper and h2server roles against the server role's section, the
+#   8. streamed role: the server role echoing each message as it arrives:
+#      `autobahn_server --streamed` reads each message in chunks
+#      (Readable::next_streamed) and sends each chunk straight back as a
+#      fragment (Writable::start_streamed), finishing the echo when the
+#      message ends; `wstest -m fuzzingclient` runs the same cases as the
+#      HTTP/2 roles (below) against it;
+#   9. autobahn/check.py compares the six index.json files with expected.json
+#      (the hyper, h2server and streamed roles against the server role's section, the
 #      h2client role against the client role's), writes docs/conformance.md,
 #      and sets the exit status (0 only when every case is exactly as expected
 #      and every role finished cleanly).
-# Reports (HTML + JSON) go to autobahn/reports/{client,server,hyper,h2client,h2server}/
+# Reports (HTML + JSON) go to autobahn/reports/{client,server,hyper,h2client,h2server,streamed}/
 # (gitignored); the logs of wstest, of the examples and of nghttpx (error and
 # access logs, one line per WebSocket) to autobahn/reports/*.log. nghttpx's
 # read timeouts are raised to NGHTTPX_TIMEOUT (below) so that the bridge never
@@ -82,6 +88,9 @@
 #   ~265 s of CPU, and the whole five-role run took 969 s (client 961 s,
 #   server 950 s, hyper 52 s, h2client 276 s, h2server 281 s) against ~844 s
 #   for the three roles before: ~2 minutes more, within CI's ~4.
+#   The streamed role runs the same 337 cases as the HTTP/2 roles (STREAMED_SKIP
+#   below): 12.1.* and 13.1.* put every message size and fragmentation
+#   through a compressed streamed echo both ways.
 #   A clean run is every case OK/OK, except the suite's informational cases
 #   7.1.6, 7.13.1 and 7.13.2, which must be INFORMATIONAL with the close code
 #   expected.json names (1000, 1002, 1002), in every role. Anything else fails (see check.py). The deflate cases keep
@@ -96,7 +105,7 @@
 #                                 iteration while fixing the core -- the check
 #                                 then fails on the missing ones, as it should.
 #   AUTOBAHN_ROLES="hyper"        run only these roles (default
-#                                 "client server hyper h2client h2server").
+#                                 "client server hyper h2client h2server streamed").
 #   AUTOBAHN_TIMEOUT=2400         seconds each role may take at most (the
 #                                 roles run at the same time).
 #   AUTOBAHN_NO_DOC=1             do not rewrite docs/conformance.md (partial
@@ -110,7 +119,7 @@ VENV="$HERE/.venv27"
 AGENT="wsstream"
 CASES="${AUTOBAHN_CASES:-*}"
 EXCLUDE="${AUTOBAHN_EXCLUDE:-}"
-ALL_ROLES="client server hyper h2client h2server"
+ALL_ROLES="client server hyper h2client h2server streamed"
 ROLES="${AUTOBAHN_ROLES:-$ALL_ROLES}"
 for role in $ROLES; do
     [[ " $ALL_ROLES " == *" $role "* ]] \
@@ -123,6 +132,8 @@ HYPER_SKIP="12.* 13.*"
 # The cases the two HTTP/2 roles leave out by design: all of permessage-deflate
 # but 12.1.* and 13.1.* (see the header; check.py's ROLE_SKIP must say the same).
 H2_SKIP="12.2.* 12.3.* 12.4.* 12.5.* 13.2.* 13.3.* 13.4.* 13.5.* 13.6.* 13.7.*"
+# The streamed role's: the same (check.py's ROLE_SKIP says so too).
+STREAMED_SKIP="$H2_SKIP"
 # nghttpx's read timeouts: far above any case's own timeouts, so the bridge
 # never ends a WebSocket that wstest is still judging.
 NGHTTPX_TIMEOUT=10m
@@ -267,7 +278,8 @@ CASES_JSON="$(json_list "$CASES")"
 EXCLUDE_JSON="$(json_list "$EXCLUDE")"
 HYPER_EXCLUDE_JSON="$(json_list "$HYPER_SKIP $EXCLUDE")"
 H2_EXCLUDE_JSON="$(json_list "$H2_SKIP $EXCLUDE")"
-say "cases: $CASES_JSON, excluded: $EXCLUDE_JSON (hyper role: $HYPER_EXCLUDE_JSON; h2client and h2server roles: $H2_EXCLUDE_JSON), roles: $ROLES"
+STREAMED_EXCLUDE_JSON="$(json_list "$STREAMED_SKIP $EXCLUDE")"
+say "cases: $CASES_JSON, excluded: $EXCLUDE_JSON (hyper role: $HYPER_EXCLUDE_JSON; h2client and h2server roles: $H2_EXCLUDE_JSON; streamed role: $STREAMED_EXCLUDE_JSON), roles: $ROLES"
 
 # start_nghttpx ROLE PORT BACKEND [ARGS...]: nghttpx in the background with
 # one cleartext frontend on 127.0.0.1:PORT (HTTP/1.1, and HTTP/2 with prior
@@ -367,8 +379,9 @@ EOF
 
 # --- 4./5. server roles: a wsstream echo server + fuzzingclient --------------
 # fuzzingclient_role ROLE BIN EXCLUDE_JSON: ROLE is "server" (the raw-socket
-# examples/autobahn_server.rs), "hyper" (examples/autobahn_hyper_server.rs)
-# or "h2server" (examples/autobahn_hyper_server.rs --http2, behind nghttpx:
+# examples/autobahn_server.rs), "streamed" (the same with --streamed),
+# "hyper" (examples/autobahn_hyper_server.rs) or "h2server"
+# (examples/autobahn_hyper_server.rs --http2, behind nghttpx:
 # wstest speaks HTTP/1.1 to its frontend, it speaks HTTP/2 to the server);
 # spec reports/spec-ROLE.json, report reports/ROLE/, logs
 # reports/<bin name>[-h2server].log and reports/fuzzingclient[-ROLE].log.
@@ -387,6 +400,9 @@ fuzzingclient_role() {
     if [[ "$role" == h2server ]]; then
         log="$name-$role.log"
         args=(--http2)
+    elif [[ "$role" == streamed ]]; then
+        log="$name-$role.log"
+        args=(--streamed)
     fi
     PORT="$(free_port)"
     say "$role role: $name ${args[*]+"${args[*]} "}127.0.0.1:$PORT (log: reports/$log)"
@@ -474,6 +490,7 @@ has_role server && start_role server fuzzingclient_role server "$SERVER_BIN" "$E
 has_role hyper && start_role hyper fuzzingclient_role hyper "$HYPER_BIN" "$HYPER_EXCLUDE_JSON"
 has_role h2client && start_role h2client client_role h2client "$H2_EXCLUDE_JSON"
 has_role h2server && start_role h2server fuzzingclient_role h2server "$HYPER_BIN" "$H2_EXCLUDE_JSON"
+has_role streamed && start_role streamed fuzzingclient_role streamed "$SERVER_BIN" "$STREAMED_EXCLUDE_JSON"
 PIDS+=("${ROLE_PIDS[@]+"${ROLE_PIDS[@]}"}")
 FAILED_ROLES=()
 for i in "${!ROLE_PIDS[@]}"; do
