@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the end-to-end comparison with other WebSocket libraries
-# (benches/compare/, about 3 minutes) and the sans-io micro-benchmarks
-# (benches/core.rs, about 3 minutes), then writes docs/benchmarks.md.
+# (benches/compare/, about 3 minutes), the sans-io micro-benchmarks
+# (benches/core.rs, about 3 minutes) and the streamed-message benchmark
+# (benches/streamed.rs, about 3 minutes), then writes docs/benchmarks.md.
 #
 #   bash scripts/benchmarks.sh
 #
@@ -17,6 +18,13 @@ echo "==> cargo bench --bench compare" >&2
 cargo bench --bench compare >"$work/compare.md"
 grep -q '^| workload ' "$work/compare.md" || {
   echo "compare printed no table" >&2
+  exit 1
+}
+
+echo "==> cargo bench --bench streamed" >&2
+cargo bench --bench streamed >"$work/streamed.md"
+grep -q '^| case ' "$work/streamed.md" || {
+  echo "streamed printed no table" >&2
   exit 1
 }
 
@@ -47,7 +55,7 @@ awk '
   cat <<'EOF'
 # Benchmarks
 
-Written by `bash scripts/benchmarks.sh`, which runs the two benchmarks below;
+Written by `bash scripts/benchmarks.sh`, which runs the three benchmarks below;
 each can also be run alone. [performance.md](performance.md) explains the
 figures: what the hot paths do and what holds the remaining gaps.
 
@@ -77,6 +85,34 @@ them (point estimates).
 |---|---:|---:|
 EOF
   cat "$work/core.md"
+  cat <<'EOF'
+
+## Streamed messages
+
+`cargo bench --bench streamed` (`STREAMED_BENCH_QUICK=1` or
+`-- --quick` for 128 MiB and 3 rounds)
+
+A wsstream client and a wsstream server over 127.0.0.1 move 1 GiB each
+way. Streamed: one message of 1 GiB, fed to a `MessageWriter` in 64 KiB
+`Bytes` chunks (the default fragment size) and read from `next_streamed`
+chunk by chunk; binary, JSON-like text, and the same text with
+permessage-deflate (`DeflateConfig::default()` on both sides: level 1,
+15-bit windows, context takeover). Whole messages: the same gigabyte as
+16 binary messages of 64 MiB, the largest the default `max_message_size`
+lets through, sent with `SinkExt::send` and read with `StreamExt::next`
+(a 64 MiB message is one frame, so both sides raise `max_frame_size` to
+64 MiB for this case). Each measurement is a fresh server process and a
+fresh client process, both pinned to the same core, so MiB/s is what one
+core does running sender, receiver and loopback. Peak RSS is `VmHWM`
+after the transfer less the RSS once the connection is open (the peak is
+reset there through `/proc/self/clear_refs`); it includes the 64 MiB
+message a whole-message sender builds. CPU is user + system time over the
+transfer. The cases run round after round, the order rotated each round;
+the tables give the medians. The doc comment at the top of
+[`benches/streamed.rs`](../benches/streamed.rs) describes the method.
+
+EOF
+  cat "$work/streamed.md"
 } >"$out.tmp"
 mv "$out.tmp" "$out"
 echo "wrote $out" >&2
