@@ -408,12 +408,31 @@ async fn text_that_is_not_utf8_is_refused_and_not_sent() {
     ));
     let err = message.write_all(b"\xfe").await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
-    message.send(Bytes::from_static(b"ok")).await.unwrap();
+    // A refused chunk does not move the check: here it would have completed
+    // the held "\xc3" (found by the stream fuzz target).
+    message.send(Bytes::from_static(b"ok \xc3")).await.unwrap();
+    assert!(matches!(
+        message.send(Bytes::from_static(b"\xa9\xff")).await,
+        Err(Error::InvalidText)
+    ));
+    message.send(Bytes::from_static(b"\xa9!")).await.unwrap();
+    // Ending inside a character is refused, every time.
+    message
+        .send(Bytes::from_static(b" \xe2\x82"))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            SinkExt::<Bytes>::close(&mut message).await,
+            Err(Error::InvalidText)
+        ));
+    }
+    message.send(Bytes::from_static(b"\xac")).await.unwrap();
     message.finish().await.unwrap();
     let mut rd = server.readable;
     assert_eq!(
         within(rd.next()).await.unwrap().unwrap(),
-        Message::text("café ok")
+        Message::text("café ok é! €")
     );
     ws.close(1000, "").unwrap();
 }

@@ -173,7 +173,7 @@ impl MessageWriter<'_> {
             return Err(Error::Closed);
         }
         if self.kind == MessageKind::Text {
-            self.utf8.feed(&chunk).map_err(|_| Error::InvalidText)?;
+            self.check_text(&chunk)?;
         }
         self.since_read_ahead = self.since_read_ahead.saturating_add(chunk.len());
         let size = self.fragment_size;
@@ -191,6 +191,16 @@ impl MessageWriter<'_> {
             self.emit(fragment, false)?;
         }
         self.buf.extend_from_slice(&chunk);
+        Ok(())
+    }
+
+    /// Checks the next bytes of a text message. Refused bytes are not
+    /// sent, so they must not move the validator either: it checks a copy
+    /// and keeps it only when the bytes are accepted.
+    fn check_text(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let mut next = self.utf8.clone();
+        next.feed(bytes).map_err(|_| Error::InvalidText)?;
+        self.utf8 = next;
         Ok(())
     }
 
@@ -217,8 +227,10 @@ impl MessageWriter<'_> {
 
     fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if !self.finished {
-            if self.kind == MessageKind::Text {
-                self.utf8.finish().map_err(|_| Error::InvalidText)?;
+            // Checked on a copy: a refused finish leaves the message open,
+            // and a second one must be refused too.
+            if self.kind == MessageKind::Text && self.utf8.clone().finish().is_err() {
+                return Poll::Ready(Err(Error::InvalidText));
             }
             let fragment = self.buf.split().freeze();
             self.emit(fragment, true)?;
@@ -278,9 +290,7 @@ impl AsyncWrite for MessageWriter<'_> {
         let n = data.len().min(this.fragment_size - this.buf.len());
         let data = &data[..n];
         if this.kind == MessageKind::Text {
-            this.utf8
-                .feed(data)
-                .map_err(|_| io_error(Error::InvalidText))?;
+            this.check_text(data).map_err(io_error)?;
         }
         this.buf.extend_from_slice(data);
         this.since_read_ahead += n;
