@@ -250,6 +250,49 @@ fn a_message_begun_whole_goes_on_in_chunks_from_where_it_is() {
     assert_eq!(events.last(), Some(&Received::MessageEnd));
 }
 
+/// Regression (stream fuzz target): asked for in chunks while the
+/// decoder was inside the message's first frame, read whole so far (its
+/// header and part of its payload), the message lost that part and its
+/// start.
+#[test]
+fn a_message_whose_first_frame_began_whole_goes_on_in_chunks() {
+    for fin in [true, false] {
+        let text = "première trame, commencée entière".as_bytes();
+        let mut wire = peer_frame(Role::Server, OpCode::Text, fin, 0, text);
+        if !fin {
+            wire.extend(peer_frame(
+                Role::Server,
+                OpCode::Continuation,
+                true,
+                0,
+                b" + fin",
+            ));
+        }
+        for cut in 3..text.len() {
+            let mut conn = Connection::new(Role::Server, Limits::default());
+            let mut buf = BytesMut::from(&wire[..cut]);
+            assert_eq!(conn.receive(&mut buf), Ok(None));
+            conn.stream_next_message();
+            let mut events = Vec::new();
+            buf.extend_from_slice(&wire[cut..]);
+            while let Some(event) = conn.receive_event(&mut buf).unwrap() {
+                events.push(event);
+            }
+            assert_eq!(
+                events[0],
+                Received::MessageStart(MessageKind::Text),
+                "cut {cut}"
+            );
+            let mut expected = text.to_vec();
+            if !fin {
+                expected.extend_from_slice(b" + fin");
+            }
+            assert_eq!(joined(&events), expected, "cut {cut}");
+            assert_eq!(events.last(), Some(&Received::MessageEnd));
+        }
+    }
+}
+
 #[test]
 fn a_request_withdrawn_before_the_message_began_leaves_it_whole() {
     let mut conn = Connection::new(Role::Client, Limits::default());

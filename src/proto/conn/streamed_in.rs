@@ -67,10 +67,19 @@ impl Connection {
             return;
         }
         self.stream_in.requested = true;
-        if self.incoming.text.is_some() {
-            // Reassembly had begun: what it holds is the first chunk.
+        // The message's first frame may have begun in the decoder before
+        // reassembly did (its header and part of its payload read).
+        let first_frame = self
+            .decoder
+            .partial_header()
+            .filter(|header| matches!(header.opcode, OpCode::Text | OpCode::Binary))
+            .map(|header| header.opcode == OpCode::Text);
+        if self.incoming.text.is_some() || first_frame.is_some() {
+            // Reassembly had begun: what it holds is the first chunk (the
+            // decoder hands out the rest of a frame it is in, from the
+            // start of what it still holds).
             let held = std::mem::take(&mut self.incoming);
-            self.incoming.text = held.text;
+            self.incoming.text = held.text.or(first_frame);
             self.incoming.compressed = held.compressed;
             self.incoming.size = held.size;
             self.incoming.streamed = true;
