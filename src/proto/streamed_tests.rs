@@ -293,6 +293,21 @@ fn a_message_whose_first_frame_began_whole_goes_on_in_chunks() {
     }
 }
 
+/// Regression (connection fuzz target): asked for after a failure that
+/// left a data frame half-read in the decoder, a message began anyway.
+#[test]
+fn nothing_begins_after_a_failure() {
+    let mut wire = peer_frame(Role::Client, OpCode::Text, true, 0, b"half of this");
+    wire.truncate(6);
+    let mut conn = Connection::new(Role::Client, Limits::default());
+    let mut buf = BytesMut::from(&wire[..]);
+    assert_eq!(conn.receive(&mut buf), Ok(None));
+    conn.fail(ProtocolError::InvalidUtf8);
+    conn.stream_next_message();
+    assert_eq!(conn.receive_event(&mut buf), Ok(None));
+    assert!(!conn.is_streaming_in());
+}
+
 #[test]
 fn a_request_withdrawn_before_the_message_began_leaves_it_whole() {
     let mut conn = Connection::new(Role::Client, Limits::default());

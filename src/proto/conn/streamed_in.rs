@@ -63,7 +63,9 @@ impl Connection {
     /// `max_message_size` but by `max_streamed_message_size`. A message
     /// partly reassembled already is handed out from where it is.
     pub fn stream_next_message(&mut self) {
-        if self.stream_in.requested || self.incoming.streamed {
+        // Nothing more is read once the peer's close arrived or the
+        // connection failed (a frame left half-read in the decoder stays so).
+        if self.stream_in.requested || self.incoming.streamed || !self.wants_input() {
             return;
         }
         self.stream_in.requested = true;
