@@ -128,8 +128,9 @@ def server_request():
 
 
 # ------------------------------------------------------------------ connection
-# [config] [op]...; config bit 0 role (1 = server), bits 1-2 limits. Ops are
-# `op % 16`, with parameters read as fuzz/src/lib.rs's Input reads them.
+# [config] [op]...; config bit 0 role (1 = server), bits 1-2 limits, bits 3-4
+# the streamed limit (0 the message limit, 1 none). Ops are `op % 22`, with
+# parameters read as fuzz/src/lib.rs's Input reads them.
 
 
 def text_p(length, seed=1):
@@ -159,6 +160,22 @@ def peer_msg(role, text, length, cuts=(), ping_between=False):
         if i < len(cuts) and ping_between:
             out += bytes([1, 1]) + bin_p(3, seed=i) + peer_key(role)
     return out
+
+
+def peer_msg_sized(role, text, size, cuts=()):
+    """Op 4 with a size of up to 2047 bytes (Input::size's below(2048))."""
+    sel = bytes([12]) + struct.pack(">I", size) + bytes([5])
+    if text:
+        sel += bytes([1])  # Input::text reads a start byte after the seed
+    out = bytes([4, 1 if text else 0]) + sel + bytes([0, len(cuts)]) + bytes(cuts)
+    for _ in range(len(cuts) + 1):
+        out += peer_key(role)
+    return out
+
+
+def fragment(text, length, last, seed=1):
+    """Op 19: send_fragment of a text or binary payload."""
+    return bytes([19, 1 if text else 0, 0 if last else 1]) + (text_p(length, seed) if text else bin_p(length, seed))
 
 
 def peer_close(role, code=True):
@@ -226,6 +243,67 @@ def connection():
                 f"{name}-broken-{kind}",
                 bytes([role, SEND_TEXT]) + text_p(3) + broken(role, kind) + deliver(200) + drain,
             )
+    STREAM, CANCEL, DISCARD, ABANDON = 16, 17, 18, 21
+    events = lambda n: bytes([12, n])  # deliver through receive_event
+    for role in (0, 1):
+        name = "client" if role == 0 else "server"
+        # Messages read in chunks as their bytes arrive; one discarded
+        # part-way, the next whole; a request withdrawn before it began.
+        write(
+            "connection",
+            f"{name}-streamed-read",
+            bytes([role])
+            + peer_msg(role, True, 50, cuts=(10, 20, 45), ping_between=True)
+            + peer_msg(role, False, 40, cuts=(13,))
+            + peer_msg(role, True, 30, cuts=(7,))
+            + bytes([STREAM]) + events(5) + events(9) + events(30) + events(200)
+            + bytes([STREAM]) + events(12) + bytes([DISCARD]) + events(4) + events(200)
+            + bytes([STREAM, CANCEL]) + deliver(200) + bytes([TAKE_PONG]) + drain
+            + peer_close(role) + events(200) + drain,
+        )
+        # A message reassembled whole, then asked for in chunks part-way;
+        # then `receive` drops the chunks of the next one.
+        write(
+            "connection",
+            f"{name}-streamed-switch",
+            bytes([role])
+            + peer_msg(role, False, 60, cuts=(20, 40))
+            + peer_msg(role, True, 33, cuts=(5, 6))
+            + peer_msg(role, False, 8)
+            # Exactly the first frame (a request while a frame is half
+            # read is a known bug: fuzz/artifacts/connection/).
+            + deliver(22 if role == 0 else 26) + bytes([STREAM])
+            + events(51 if role == 0 else 63) + bytes([STREAM]) + events(3)
+            + deliver(200) + drain,
+        )
+        # Fragments out with a ping between; a whole message after; then a
+        # message abandoned part-way: close 1011.
+        write(
+            "connection",
+            f"{name}-fragments-out",
+            bytes([role])
+            + fragment(True, 10, False) + bytes([PING_]) + bin_p(4) + fragment(False, 0, False)
+            + fragment(True, 20, True) + bytes([SEND_BIN, 0]) + bin_p(9)
+            + bytes([WRITE, 0, 7]) + fragment(False, 30, False, seed=2) + bytes([ABANDON]) + drain
+            + peer_close(role) + deliver(200) + drain,
+        )
+        # A whole message sent in the middle of a fragmented one abandons it.
+        write(
+            "connection",
+            f"{name}-send-inside-fragments",
+            bytes([role])
+            + fragment(False, 5, False) + bytes([SEND_TEXT]) + text_p(3) + drain
+            + fragment(False, 5, True) + bytes([ABANDON]) + drain,
+        )
+    # Limits of 125 with no streamed limit: 135 bytes in two frames is over
+    # the message limit only, and arrives in chunks.
+    write(
+        "connection",
+        "client-streamed-past-message-limit",
+        bytes([(1 << 1) | (1 << 3)])
+        + bytes([STREAM]) + peer_msg_sized(0, False, 135, cuts=(70,)) + events(255)
+        + peer_msg_sized(0, True, 60) + events(255) + drain,
+    )
     # Tight limits (125): a 126-byte message fails with 1009.
     write(
         "connection",
@@ -237,7 +315,35 @@ def connection():
 
 # ---------------------------------------------------------------------- stream
 # [config] [op]...; config bits 0-2 pick the server's answer (0-4 valid),
-# bit 3 a 1 KiB high-water mark, bit 4 vectored writes. Ops are `op % 24`.
+# bit 3 a 1 KiB high-water mark, bit 4 vectored writes. Ops are `op % 28`.
+
+# Streamed reads (op 24): [24, mode (0 Stream, 1 AsyncRead, 2 mixed), buffer
+# size index (1, 2, 3, 5, 64, 1000, 70000), chunks - 1, patience].
+STREAM_READ = 24
+# Streamed writes (op 26): [26, text, fragment size index (0 default, 1, 2, 3,
+# 125, 126, ...)] + source + [patience, steps - 1] (+ a bool with the default
+# size), then steps: [0, 0, n] a Sink chunk of n (< 8) bytes, [0, 3] a Sink
+# chunk of the rest, [4, 3] the rest as Utf8Bytes, [5, b, k] invalid text,
+# [6, 3] poll_write of the rest, [8, as_sink] flush, [10, as_sink] finish.
+STREAM_WRITE = 26
+
+
+def stream_read(mode, buf, chunks, patience=0):
+    return bytes([STREAM_READ, mode, buf, chunks - 1, patience])
+
+
+def stream_write(text, size_index, source, steps, patience=0):
+    out = bytes([STREAM_WRITE, 1 if text else 0, size_index]) + source
+    out += bytes([patience, len(steps) - 1])
+    if size_index == 0:
+        out += bytes([0])
+    return out + b"".join(steps)
+
+
+def peer_fragments(text, length, cuts, seed=1):
+    """Peer op 0: one message in len(cuts) + 1 fragments, no pings between."""
+    out = bytes([17, 0, 1 if text else 0]) + (text_p(length, seed) if text else bin_p(length, seed))
+    return out + bytes([len(cuts)]) + bytes(cuts) + bytes([1] * len(cuts))
 
 
 def stream():
@@ -279,6 +385,57 @@ def stream():
         "stream",
         "reader-dropped-writer-closes",
         bytes([0]) + open_ + bytes([DROP, 0]) + bytes([PEER, 4, 1, 0, 4, 9]) + bytes([CLOSE_W, CLOSE_W]) + peer_close + bytes([FLUSH]),
+    )
+    # A fragmented text message read as a Stream of chunks, then the next
+    # one whole; a third read through AsyncRead with a 1-byte buffer and
+    # dropped after 3 reads, then a fourth whole: it must still come.
+    write(
+        "stream",
+        "streamed-read",
+        bytes([0]) + open_
+        + peer_fragments(True, 40, (10, 20, 30)) + peer_fragments(False, 50, (25,), seed=2)
+        + peer_fragments(True, 60, (7, 33), seed=3) + peer_fragments(False, 20, (), seed=4)
+        + stream_read(0, 4, 16, patience=1) + bytes([NEXT, 0])
+        + stream_read(1, 0, 3) + bytes([NEXT, 0])
+        + bytes([WS_CLOSE, 0, 0]) + text_p(3) + peer_close + bytes([FLUSH, NEXT, 3, CLOSED, 0]),
+    )
+    # next_streamed before anything arrived (dropped pending), then the
+    # message arrives and a plain next() takes it; mixed polling after.
+    write(
+        "stream",
+        "streamed-read-cancelled",
+        bytes([0]) + open_
+        + stream_read(0, 4, 4) + peer_fragments(False, 60, (30,)) + bytes([NEXT, 0])
+        + peer_fragments(True, 30, (3, 4, 5)) + stream_read(2, 2, 16, patience=2) + bytes([1, 0, 1, 0, 1, 0, 1, 0])
+        + peer_close + bytes([NEXT, 3, CLOSED, 0]),
+    )
+    # A text message written in 3-byte fragments: a Sink chunk, an
+    # AsyncWrite, a flush, a finish; then an ordinary message after it.
+    write(
+        "stream",
+        "streamed-write",
+        bytes([0]) + open_
+        + stream_write(True, 3, text_p(20), [bytes([0, 0, 5]), bytes([6, 3]), bytes([8, 1]), bytes([0, 3]), bytes([10, 1])])
+        + bytes([SEND, 0]) + bin_p(10) + bytes([1])
+        + bytes([WS_CLOSE, 0, 0]) + text_p(3) + peer_close + bytes([FLUSH, NEXT, 3, CLOSED, 0]),
+    )
+    # A binary message dropped part-way (after 2-byte fragments were
+    # flushed): the close handshake starts with 1011.
+    write(
+        "stream",
+        "streamed-write-abandoned",
+        bytes([0]) + open_
+        + stream_write(False, 2, bin_p(30), [bytes([0, 0, 7]), bytes([8, 0]), bytes([0, 0, 3])])
+        + bytes([FLUSH]) + peer_close + bytes([FLUSH, NEXT, 3, CLOSED, 0]),
+    )
+    # Text with invalid chunks between valid ones, as Bytes and Utf8Bytes,
+    # on a small write high-water mark with partial writes.
+    write(
+        "stream",
+        "streamed-write-invalid-text",
+        bytes([8]) + open_ + bytes([PLAN, 2, 0, 16, 32, 24])
+        + stream_write(True, 0, text_p(40), [bytes([0, 0, 6]), bytes([5, 3, 1]), bytes([4, 3]), bytes([5, 0, 0]), bytes([10, 0])], patience=3)
+        + bytes([FLUSH, WAKE, FLUSH]) + peer_close + bytes([NEXT, 3, CLOSED, 0]),
     )
     write("stream", "garbage-from-server", bytes([0]) + open_ + bytes([PEER, 7, 6]) + b"\x8f\x00\x81\x80ab" + bytes([NEXT, 3]))
     write("stream", "bad-accept", bytes([5]) + open_ + bytes([CLOSED, 0]))

@@ -11,18 +11,39 @@
 //! halves and the handle; the peer sends well-formed frames, raw bytes or
 //! EOF.
 //!
+//! Streamed messages, each within one operation (the reader and the writer
+//! borrow their half, so they live on the stack of the operation):
+//! `next_streamed` polled once (dropped if `Pending`: cancellation), then
+//! the `MessageReader` polled as a `Stream` or through `AsyncRead` with a
+//! small buffer for up to K chunks and dropped, part-way or not; and
+//! `start_streamed` with an input-chosen fragment size, fed chunks through
+//! `Sink<Bytes>`, `Sink<Utf8Bytes>` or `AsyncWrite` (invalid text among
+//! them), flushed, finished or dropped part-way. A `Pending` ends the
+//! operation, unless the input grants a few more polls while the task was
+//! woken (as an executor would).
+//!
 //! Checked: what the transport received decodes (as a server decodes)
 //! into the messages the sink accepted, in order, all of them once a flush
 //! succeeded or the close was clean; nothing follows a close frame and
 //! nothing is written after shutdown; sending fails once our close is out;
 //! while the peer was well-formed, the readable yields its messages in
-//! order and a clean close reports the peer's code. Finally the peer ends
+//! order and a clean close reports the peer's code. Streamed writes: the
+//! fragments reassemble into exactly what the writer accepted, each at
+//! most the fragment size and none empty before the last, in order with
+//! whole messages; text is refused exactly when what was accepted and the
+//! chunk are not the start of UTF-8; a flush puts every accepted byte on
+//! the wire; a writer dropped part-way is followed by control frames only
+//! and a close (1011 when nothing else closed first). Streamed reads: each
+//! chunk is non-empty (as a `Stream`), text chunks are UTF-8 on their own,
+//! the chunks are a prefix of the peer's message and all of it at the
+//! end, an error comes once and then the end, and the messages after a
+//! reader dropped part-way still arrive, in order. Finally the peer ends
 //! the stream and every future must finish, polled only when its waker
 //! fires: a lost wakeup or a busy loop fails the run.
 //!
-//! Input: `[config] [op]...`. config bits 0-2: the server's answer;
-//! bit 3: a 1 KiB write high-water mark instead of the default; bit 4: the
-//! transport takes vectored writes.
+//! Input: `[config] [op]...`, ops `op % 28`. config bits 0-2: the server's
+//! answer; bit 3: a 1 KiB write high-water mark instead of the default;
+//! bit 4: the transport takes vectored writes.
 
 #![no_main]
 
@@ -43,8 +64,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wsstream::handshake::accept_key;
 use wsstream::proto::{Frame, FrameDecoder, OpCode, Role};
 use wsstream::{
-    ClosedFuture, Error, Message, Opened, OpenedFuture, Options, Readable, WebSocketStream,
-    Writable,
+    ClosedFuture, Error, Message, MessageKind, MessageReader, MessageWriter, Opened, OpenedFuture,
+    Options, Readable, Utf8Bytes, WebSocketStream, Writable, DEFAULT_FRAGMENT_SIZE,
 };
 use wsstream_fuzz::{close_code, fragmented, frame, trace, Input, Sent};
 
@@ -353,6 +374,227 @@ struct SendOp {
 }
 
 // ---------------------------------------------------------------------------
+// Streamed messages: what the harness expects of them
+
+/// A message the writable accepted, as it must appear on the wire.
+#[derive(Debug)]
+enum Expect {
+    /// Through the `Sink<Message>`: one frame.
+    Whole(Sent),
+    /// Through a `MessageWriter`: fragments.
+    Streamed(StreamedOut),
+}
+
+/// Whether the final fragment of a streamed message was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fin {
+    No,
+    Yes,
+    /// The connection failed as it was flushed: the final fragment may or
+    /// may not have been queued first.
+    Maybe,
+}
+
+/// A message sent through a `MessageWriter`, and what of it the wire
+/// showed so far.
+#[derive(Debug)]
+struct StreamedOut {
+    kind: MessageKind,
+    fragment_size: usize,
+    /// Every byte the writer accepted, in order.
+    data: Vec<u8>,
+    /// Bytes certainly queued as fragments (the rest is coalescing).
+    emitted: usize,
+    /// A fragment of unknown fate (see [`Fin::Maybe`]): the wire may hold
+    /// up to all of `data`.
+    maybe_more: bool,
+    fin: Fin,
+    /// Dropped before its end with nothing else known to have closed the
+    /// connection: the close frame after it must carry 1011.
+    expect_1011: bool,
+    /// Bytes of it seen on the wire.
+    seen: usize,
+    /// It ended on the wire with a close frame (with that code) instead
+    /// of a final fragment.
+    cut: Option<Option<u16>>,
+}
+
+impl StreamedOut {
+    /// A fragment of this message on the wire.
+    fn fragment(&mut self, index: usize, payload: &[u8], fin: bool) {
+        let limit = if self.maybe_more {
+            self.data.len()
+        } else {
+            self.emitted
+        };
+        assert!(
+            payload.len() <= self.fragment_size,
+            "streamed message {index}: a fragment of {} bytes, over the fragment size {}",
+            payload.len(),
+            self.fragment_size
+        );
+        assert!(
+            self.seen + payload.len() <= limit,
+            "streamed message {index}: {} bytes on the wire, only {limit} sent",
+            self.seen + payload.len()
+        );
+        assert!(
+            self.data[self.seen..self.seen + payload.len()] == payload[..],
+            "streamed message {index}: bytes {}..{} differ from what was written",
+            self.seen,
+            self.seen + payload.len()
+        );
+        self.seen += payload.len();
+        if fin {
+            assert!(
+                self.fin != Fin::No,
+                "streamed message {index} ended on the wire but was never finished"
+            );
+            assert_eq!(
+                self.seen,
+                self.data.len(),
+                "streamed message {index} ended short"
+            );
+            if self.kind == MessageKind::Text {
+                assert!(
+                    std::str::from_utf8(&self.data).is_ok(),
+                    "streamed text message {index} is not UTF-8"
+                );
+            }
+        } else {
+            assert!(
+                !payload.is_empty(),
+                "streamed message {index}: an empty fragment before the last"
+            );
+        }
+    }
+
+    /// Our close frame came before its final fragment.
+    fn cut(&mut self, index: usize, code: Option<u16>) {
+        assert!(
+            self.fin != Fin::Yes,
+            "a close frame inside streamed message {index}, which was finished"
+        );
+        trace!("  streamed message {index} cut by a close ({code:?})");
+        self.cut = Some(code);
+        self.check_cut(index);
+    }
+
+    fn check_cut(&self, index: usize) {
+        if let (true, Some(code)) = (self.expect_1011, self.cut) {
+            assert_eq!(
+                code,
+                Some(1011),
+                "streamed message {index} abandoned part-way, then a close without 1011"
+            );
+        }
+    }
+}
+
+/// Whether `tail` (an incomplete character, at most 3 bytes) followed by
+/// `chunk` can start valid UTF-8; if so, the incomplete end after it.
+fn utf8_continues(tail: &[u8], chunk: &[u8]) -> Option<Vec<u8>> {
+    let mut joined = tail.to_vec();
+    joined.extend_from_slice(chunk);
+    match std::str::from_utf8(&joined) {
+        Ok(_) => Some(Vec::new()),
+        Err(e) if e.error_len().is_none() => Some(joined[e.valid_up_to()..].to_vec()),
+        Err(_) => None,
+    }
+}
+
+/// The bytes a `MessageWriter` queues as fragments when a chunk of `len`
+/// bytes is appended to `buffered` coalesced ones, and what stays
+/// coalesced: full fragments go at once, the rest waits.
+fn predict_append(buffered: usize, len: usize, size: usize) -> (usize, usize) {
+    let (mut emitted, rest) = if buffered > 0 || len < size {
+        let take = (size - buffered).min(len);
+        if buffered + take < size {
+            return (0, buffered + take);
+        }
+        (size, len - take)
+    } else {
+        (0, len)
+    };
+    emitted += rest / size * size;
+    (emitted, rest % size)
+}
+
+/// The `wsstream::Error` inside an `io::Error` from `AsyncRead` or
+/// `AsyncWrite`, which must be there.
+fn inner_error(err: &io::Error) -> &Error {
+    err.get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+        .unwrap_or_else(|| panic!("an io::Error without the wsstream::Error: {err:?}"))
+}
+
+/// What the harness models of a `MessageWriter` while it lives.
+struct WriterModel {
+    /// The message's index in `accepted`.
+    index: usize,
+    /// Where the next chunk comes from, and how far it was taken.
+    source: Vec<u8>,
+    pos: usize,
+    /// Bytes coalesced, not yet queued.
+    buffered: usize,
+    /// The incomplete character at the end of the text accepted so far.
+    tail: Vec<u8>,
+    /// The final fragment went: everything after fails with `Closed`.
+    finished: bool,
+    /// Something failed as the connection closes or ended: the model
+    /// stops here.
+    broken: bool,
+    patience: usize,
+}
+
+/// How a streamed read polls its reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadMode {
+    Stream,
+    AsyncRead,
+    /// Either, poll by poll.
+    Mixed,
+}
+
+/// A message the readable yielded, whole or read in chunks.
+#[derive(Debug, Clone, PartialEq)]
+struct Got {
+    sent: Sent,
+    /// All of it: otherwise a prefix (a reader dropped part-way, or a
+    /// failure).
+    whole: bool,
+}
+
+impl Got {
+    fn matches(&self, expected: &Sent) -> bool {
+        if self.whole {
+            return &self.sent == expected;
+        }
+        match (&self.sent, expected) {
+            (Sent::Text(a), Sent::Text(b)) | (Sent::Binary(a), Sent::Binary(b)) => b.starts_with(a),
+            _ => false,
+        }
+    }
+}
+
+/// Polls with `task`; while `Pending` and woken meanwhile, polls again,
+/// up to `patience` times (an executor running a woken task).
+fn poll_patient<T>(
+    task: &Task,
+    patience: usize,
+    mut f: impl FnMut(&mut Context<'_>) -> Poll<T>,
+) -> Poll<T> {
+    let mut polled = task.poll(&mut f);
+    for _ in 0..patience {
+        if polled.is_ready() || !task.woken() {
+            break;
+        }
+        polled = task.poll(&mut f);
+    }
+    polled
+}
+
+// ---------------------------------------------------------------------------
 // The harness
 
 #[derive(Debug, Clone, PartialEq)]
@@ -381,8 +623,12 @@ struct Harness {
     /// reader.
     discarding: bool,
 
-    accepted: Vec<Sent>,
-    received: Vec<Sent>,
+    accepted: Vec<Expect>,
+    received: Vec<Got>,
+    /// Something other than an abandoned streamed write may have queued
+    /// a close frame: `close`, the writable's close, the peer's close or
+    /// broken peer traffic, an abandoned streamed write.
+    close_maybe: bool,
 
     // ---- the peer ----
     pristine: bool,
@@ -396,6 +642,8 @@ struct Harness {
     out_seen: usize,
     out_data: usize,
     out_close: bool,
+    /// A streamed message (`accepted[out_data]`) has begun on the wire.
+    out_partial: bool,
     pongs_out: Vec<Bytes>,
     pings_out: Vec<Bytes>,
 }
@@ -420,6 +668,7 @@ impl Harness {
             discarding: false,
             accepted: Vec::new(),
             received: Vec::new(),
+            close_maybe: false,
             pristine: true,
             peer_events: Vec::new(),
             peer_pings: Vec::new(),
@@ -429,6 +678,7 @@ impl Harness {
             out_seen: 0,
             out_data: 0,
             out_close: false,
+            out_partial: false,
             pongs_out: Vec::new(),
             pings_out: Vec::new(),
         }
@@ -460,28 +710,60 @@ impl Harness {
             };
             assert!(!self.out_close, "a frame after our close frame");
             assert_eq!(header.rsv, 0);
+            let index = self.out_data;
             match header.opcode {
                 OpCode::Text | OpCode::Binary => {
-                    assert!(header.fin, "a fragmented message");
-                    let got = if header.opcode == OpCode::Text {
-                        Sent::Text(payload)
-                    } else {
-                        Sent::Binary(payload)
-                    };
-                    assert_eq!(
-                        self.accepted.get(self.out_data),
-                        Some(&got),
-                        "message {} on the wire",
-                        self.out_data
+                    assert!(
+                        !self.out_partial,
+                        "a data frame inside streamed message {index}"
                     );
-                    self.out_data += 1;
+                    let text = header.opcode == OpCode::Text;
+                    match self.accepted.get_mut(index) {
+                        None => panic!(
+                            "message {index} on the wire ({} bytes) was never accepted",
+                            payload.len()
+                        ),
+                        Some(Expect::Whole(sent)) => {
+                            assert!(header.fin, "whole message {index} fragmented");
+                            let got = if text {
+                                Sent::Text(payload)
+                            } else {
+                                Sent::Binary(payload)
+                            };
+                            assert_eq!(&got, sent, "message {index} on the wire");
+                            self.out_data += 1;
+                        }
+                        Some(Expect::Streamed(s)) => {
+                            assert_eq!(
+                                text,
+                                s.kind == MessageKind::Text,
+                                "streamed message {index}: opcode"
+                            );
+                            s.fragment(index, &payload, header.fin);
+                            if header.fin {
+                                self.out_data += 1;
+                            } else {
+                                self.out_partial = true;
+                            }
+                        }
+                    }
                 }
-                OpCode::Continuation => panic!("a continuation frame"),
+                OpCode::Continuation => {
+                    assert!(self.out_partial, "a continuation frame outside a message");
+                    let Some(Expect::Streamed(s)) = self.accepted.get_mut(index) else {
+                        unreachable!("out_partial on a whole message");
+                    };
+                    s.fragment(index, &payload, header.fin);
+                    if header.fin {
+                        self.out_partial = false;
+                        self.out_data += 1;
+                    }
+                }
                 OpCode::Ping => self.pings_out.push(payload),
                 OpCode::Pong => self.pongs_out.push(payload),
                 OpCode::Close => {
-                    match &payload[..] {
-                        [] => {}
+                    let code = match &payload[..] {
+                        [] => None,
                         [a, b, reason @ ..] => {
                             let code = u16::from_be_bytes([*a, *b]);
                             assert!(
@@ -489,8 +771,17 @@ impl Harness {
                                 "close code {code}"
                             );
                             assert!(std::str::from_utf8(reason).is_ok());
+                            Some(code)
                         }
                         [_] => panic!("one-byte close payload"),
+                    };
+                    if self.out_partial {
+                        let Some(Expect::Streamed(s)) = self.accepted.get_mut(index) else {
+                            unreachable!("out_partial on a whole message");
+                        };
+                        s.cut(index, code);
+                        self.out_partial = false;
+                        self.out_data += 1;
                     }
                     self.out_close = true;
                     assert!(self.out_buf.is_empty(), "bytes after our close frame");
@@ -597,19 +888,22 @@ impl Harness {
             Poll::Pending => Next::Pending,
             Poll::Ready(Some(Ok(message))) => {
                 assert!(self.reader_ended.is_none(), "a message after the end");
+                if let Message::Text(text) = &message {
+                    // `as_str` trusts this.
+                    assert!(
+                        std::str::from_utf8(text.as_bytes()).is_ok(),
+                        "a text message that is not UTF-8"
+                    );
+                }
                 let got = Sent::of(&message);
                 if self.pristine && !self.discarding {
-                    let expected = self
-                        .peer_events
-                        .iter()
-                        .filter_map(|e| match e {
-                            PeerEvent::Message(m) => Some(m),
-                            PeerEvent::Close(_) => None,
-                        })
-                        .nth(self.received.len());
-                    assert_eq!(expected, Some(&got), "message {} read", self.received.len());
+                    let index = self.received.len();
+                    assert_eq!(self.peer_message(index), Some(&got), "message {index} read");
                 }
-                self.received.push(got);
+                self.received.push(Got {
+                    sent: got,
+                    whole: true,
+                });
                 Next::Item
             }
             Poll::Ready(Some(Err(err))) => {
@@ -664,7 +958,7 @@ impl Harness {
             match sent {
                 Ok(()) => {
                     assert!(!self.out_close, "a message accepted after our close frame");
-                    self.accepted.push(copy);
+                    self.accepted.push(Expect::Whole(copy));
                 }
                 Err(err) => {
                     let _ = err.to_string();
@@ -746,6 +1040,609 @@ impl Harness {
         }
     }
 
+    /// The peer's `index`th message, if it sent that many before its close.
+    fn peer_message(&self, index: usize) -> Option<&Sent> {
+        self.peer_events
+            .iter()
+            .filter_map(|e| match e {
+                PeerEvent::Message(m) => Some(m),
+                PeerEvent::Close(_) => None,
+            })
+            .nth(index)
+    }
+
+    // ---- streamed messages ----
+
+    /// `next_streamed`, polled once (or while woken, as the input allows)
+    /// and dropped if still pending; then up to K chunks of the message,
+    /// as a `Stream`, through `AsyncRead`, or both, and the reader dropped
+    /// wherever it got.
+    fn read_streamed(&mut self, input: &mut Input<'_>) {
+        let mode = [ReadMode::Stream, ReadMode::AsyncRead, ReadMode::Mixed][input.below(3)];
+        let buf_size = [1, 2, 3, 5, 64, 1000, 70_000][input.below(7)];
+        let chunks = 1 + input.below(16);
+        let patience = input.below(4);
+        let Some(mut readable) = self.readable.take() else {
+            return;
+        };
+        let checking = self.pristine && !self.discarding;
+        let index = self.received.len();
+        let expected = self.peer_message(index).cloned();
+        {
+            let mut next = readable.next_streamed();
+            let started = poll_patient(&self.reader_task, patience, |cx| {
+                Pin::new(&mut next).poll(cx)
+            });
+            trace!(
+                "  next_streamed -> {}",
+                match &started {
+                    Poll::Pending => "pending (dropped)".to_owned(),
+                    Poll::Ready(Some(Ok(r))) => format!("{r:?}"),
+                    Poll::Ready(Some(Err(e))) => format!("error {e:?}"),
+                    Poll::Ready(None) => "end".to_owned(),
+                }
+            );
+            match started {
+                // Cancellation: nothing may be lost.
+                Poll::Pending => drop(next),
+                Poll::Ready(None) => {
+                    if self.reader_ended.is_none() {
+                        self.reader_ended = Some(true);
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    let _ = err.to_string();
+                    assert!(self.reader_ended.is_none(), "an error after the end");
+                    self.reader_ended = Some(false);
+                }
+                Poll::Ready(Some(Ok(reader))) => {
+                    assert!(self.reader_ended.is_none(), "a message after the end");
+                    drop(next);
+                    if checking {
+                        let Some(expected) = &expected else {
+                            panic!("message {index} read in chunks: the peer sent no such message");
+                        };
+                        let text = matches!(expected, Sent::Text(_));
+                        assert_eq!(reader.is_text(), text, "message {index}: kind");
+                    }
+                    let got = self.read_chunks(reader, input, mode, buf_size, chunks, patience);
+                    if checking {
+                        let expected = expected.as_ref().expect("checked above");
+                        assert!(
+                            got.matches(expected),
+                            "message {index} read in chunks: {got:?}, sent {expected:?}"
+                        );
+                    }
+                    self.received.push(got);
+                }
+            }
+        }
+        self.readable = Some(readable);
+    }
+
+    /// Reads up to `chunks` chunks of `reader`, then drops it.
+    fn read_chunks(
+        &mut self,
+        mut reader: MessageReader<'_>,
+        input: &mut Input<'_>,
+        mode: ReadMode,
+        buf_size: usize,
+        chunks: usize,
+        patience: usize,
+    ) -> Got {
+        let kind = reader.kind();
+        assert_eq!(reader.is_text(), kind == MessageKind::Text);
+        let mut got = Vec::new();
+        let mut whole = false;
+        // Bytes handed out through `AsyncRead` may end inside a character,
+        // and what a `Stream` poll gives after that is the rest of a chunk.
+        let mut cut_by_read = false;
+        let mut buf = vec![0u8; buf_size];
+        for _ in 0..chunks {
+            let as_stream = match mode {
+                ReadMode::Stream => true,
+                ReadMode::AsyncRead => false,
+                ReadMode::Mixed => input.bool(),
+            };
+            if as_stream {
+                let polled = poll_patient(&self.reader_task, patience, |cx| {
+                    Pin::new(&mut reader).poll_next(cx)
+                });
+                trace!(
+                    "  chunk -> {}",
+                    match &polled {
+                        Poll::Pending => "pending".to_owned(),
+                        Poll::Ready(Some(Ok(c))) => format!("{} bytes", c.len()),
+                        Poll::Ready(Some(Err(e))) => format!("error {e:?}"),
+                        Poll::Ready(None) => "end".to_owned(),
+                    }
+                );
+                match polled {
+                    Poll::Pending => break,
+                    Poll::Ready(Some(Ok(chunk))) => {
+                        assert!(!chunk.is_empty(), "an empty chunk");
+                        if kind == MessageKind::Text && !cut_by_read {
+                            assert!(
+                                std::str::from_utf8(&chunk).is_ok(),
+                                "a text chunk that is not UTF-8 on its own: {chunk:?}"
+                            );
+                        }
+                        got.extend_from_slice(&chunk);
+                        if mode == ReadMode::Stream {
+                            assert_eq!(reader.received(), got.len() as u64, "received()");
+                        }
+                    }
+                    Poll::Ready(Some(Err(err))) => {
+                        self.chunk_error(&err);
+                        let again = self
+                            .reader_task
+                            .poll(|cx| Pin::new(&mut reader).poll_next(cx));
+                        assert!(
+                            matches!(again, Poll::Ready(None)),
+                            "after an error, the reader must end"
+                        );
+                        break;
+                    }
+                    Poll::Ready(None) => {
+                        whole = true;
+                        break;
+                    }
+                }
+            } else {
+                let mut read_buf = ReadBuf::new(&mut buf);
+                let polled = poll_patient(&self.reader_task, patience, |cx| {
+                    Pin::new(&mut reader).poll_read(cx, &mut read_buf)
+                });
+                trace!(
+                    "  read -> {}",
+                    match &polled {
+                        Poll::Pending => "pending".to_owned(),
+                        Poll::Ready(Ok(())) => format!("{} bytes", read_buf.filled().len()),
+                        Poll::Ready(Err(e)) => format!("error {e:?}"),
+                    }
+                );
+                match polled {
+                    Poll::Pending => break,
+                    Poll::Ready(Ok(())) if read_buf.filled().is_empty() => {
+                        whole = true;
+                        break;
+                    }
+                    Poll::Ready(Ok(())) => {
+                        got.extend_from_slice(read_buf.filled());
+                        cut_by_read = true;
+                        assert!(reader.received() >= got.len() as u64, "received()");
+                    }
+                    Poll::Ready(Err(err)) => {
+                        let inner = inner_error(&err).clone();
+                        let kind = err.kind();
+                        match inner {
+                            Error::Protocol(_) => assert_eq!(kind, io::ErrorKind::InvalidData),
+                            Error::Closed | Error::ConnectionLost => {
+                                assert_eq!(kind, io::ErrorKind::UnexpectedEof)
+                            }
+                            _ => {}
+                        }
+                        self.chunk_error(&inner);
+                        let mut again = ReadBuf::new(&mut buf);
+                        let polled = self
+                            .reader_task
+                            .poll(|cx| Pin::new(&mut reader).poll_read(cx, &mut again));
+                        assert!(
+                            matches!(polled, Poll::Ready(Ok(()))) && again.filled().is_empty(),
+                            "after an error, the reader must be at its end"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        if whole {
+            assert!(reader.is_done(), "the reader ended but is not done");
+            assert_eq!(reader.received(), got.len() as u64, "received() at the end");
+            // Ended: it stays ended.
+            let again = self
+                .reader_task
+                .poll(|cx| Pin::new(&mut reader).poll_next(cx));
+            assert!(matches!(again, Poll::Ready(None)), "a chunk after the end");
+        }
+        // Dropped, part-way or not: the rest of the message is discarded.
+        drop(reader);
+        let payload = Bytes::from(got);
+        Got {
+            sent: match kind {
+                MessageKind::Text => Sent::Text(payload),
+                MessageKind::Binary => Sent::Binary(payload),
+            },
+            whole,
+        }
+    }
+
+    /// A message read in chunks failed: the connection did.
+    fn chunk_error(&mut self, err: &Error) {
+        let _ = err.to_string();
+        trace!("  chunk error {err:?}");
+        assert!(self.reader_ended.is_none(), "an error after the end");
+        self.reader_ended = Some(false);
+    }
+
+    /// `start_streamed` with a fragment size from the input, then chunks,
+    /// flushes and a finish, as the input says; the writer is dropped at
+    /// the end of the operation, finished or not.
+    fn write_streamed(&mut self, input: &mut Input<'_>) {
+        let text = input.bool();
+        let kind = if text {
+            MessageKind::Text
+        } else {
+            MessageKind::Binary
+        };
+        let fragment_size = match input.below(8) {
+            0 => DEFAULT_FRAGMENT_SIZE,
+            1 => 1,
+            2 => 2,
+            3 => 3,
+            4 => 125,
+            5 => 126,
+            6 => 1 + input.below(2000),
+            _ => 1 + input.below(200_000),
+        };
+        let source = if text {
+            input.text(150_000).into_bytes()
+        } else {
+            input.payload(150_000)
+        };
+        let patience = input.below(4);
+        let steps = 1 + input.below(16);
+        let Some(mut writable) = self.writable.take() else {
+            return;
+        };
+        if self.readable.is_none() {
+            self.discarding = true;
+        }
+        let close_maybe = self.close_maybe || !self.pristine;
+        self.parse_out();
+        let index = self.accepted.len();
+        self.accepted.push(Expect::Streamed(StreamedOut {
+            kind,
+            fragment_size,
+            data: Vec::new(),
+            emitted: 0,
+            maybe_more: false,
+            fin: Fin::No,
+            expect_1011: false,
+            seen: 0,
+            cut: None,
+        }));
+        let mut model = WriterModel {
+            index,
+            source,
+            pos: 0,
+            buffered: 0,
+            tail: Vec::new(),
+            finished: false,
+            broken: false,
+            patience,
+        };
+        trace!("  start_streamed {kind:?}, fragments of {fragment_size}, {steps} steps");
+        {
+            let mut writer = writable.start_streamed(kind);
+            if fragment_size != DEFAULT_FRAGMENT_SIZE || input.bool() {
+                writer = writer.fragment_size(fragment_size);
+            }
+            assert_eq!(writer.kind(), kind);
+            for _ in 0..steps {
+                if !self.write_step(&mut writer, &mut model, input) {
+                    break;
+                }
+            }
+            trace!("  writer dropped: {writer:?}");
+            // Finished or not: dropped part-way, it abandons the message.
+            drop(writer);
+        }
+        self.writable = Some(writable);
+        let Some(Expect::Streamed(s)) = self.accepted.get_mut(index) else {
+            unreachable!("the streamed entry is last");
+        };
+        if s.fin == Fin::No && s.emitted == 0 && !s.maybe_more {
+            // Nothing was queued: nothing may show.
+            assert!(
+                s.seen == 0 && s.cut.is_none() && self.out_data <= index,
+                "a streamed message that sent nothing is on the wire"
+            );
+            self.accepted.pop();
+        } else if s.fin != Fin::Yes {
+            s.expect_1011 = !close_maybe && !model.broken && s.fin == Fin::No && !s.maybe_more;
+            s.check_cut(index);
+            self.close_maybe = true;
+        }
+        self.parse_out();
+    }
+
+    fn streamed(&mut self, index: usize) -> &mut StreamedOut {
+        match self.accepted.get_mut(index) {
+            Some(Expect::Streamed(s)) => s,
+            _ => unreachable!("no streamed entry at {index}"),
+        }
+    }
+
+    /// The next piece of the writer's source, of an input-chosen size.
+    fn next_piece(model: &WriterModel, input: &mut Input<'_>, size: usize) -> Bytes {
+        let n = match input.below(4) {
+            0 => input.below(8),
+            1 => input.below(2 * size.min(100_000) + 2),
+            2 => input.size(150_000),
+            _ => usize::MAX,
+        };
+        let end = model.pos.saturating_add(n).min(model.source.len());
+        Bytes::copy_from_slice(&model.source[model.pos..end])
+    }
+
+    /// One step of a streamed write; `false` ends the operation.
+    fn write_step(
+        &mut self,
+        writer: &mut MessageWriter<'_>,
+        model: &mut WriterModel,
+        input: &mut Input<'_>,
+    ) -> bool {
+        let index = model.index;
+        let size = self.streamed(index).fragment_size;
+        let text = self.streamed(index).kind == MessageKind::Text;
+        let patience = model.patience;
+        match input.below(12) {
+            // A chunk through `Sink<Bytes>` or `Sink<Utf8Bytes>`, or invalid
+            // text (a few continuation bytes, then 0xFF).
+            step @ 0..=5 => {
+                let (chunk, as_str) = if step == 5 && text {
+                    let mut bad = vec![0x80 | (input.u8() & 0x3F); input.below(4)];
+                    bad.push(0xFF);
+                    (Bytes::from(bad), false)
+                } else {
+                    let mut chunk = Self::next_piece(model, input, size);
+                    let as_str = text && step == 4;
+                    if as_str {
+                        // Whole characters, or (starting inside one) an
+                        // ASCII byte, which must then be refused.
+                        let end = match std::str::from_utf8(&chunk) {
+                            Ok(_) => chunk.len(),
+                            Err(e) => e.valid_up_to(),
+                        };
+                        chunk.truncate(end);
+                        if end == 0 && model.pos < model.source.len() {
+                            chunk = Bytes::from_static(b"x");
+                        }
+                    }
+                    (chunk, as_str)
+                };
+                let ready = poll_patient(&self.writer_task, patience, |cx| {
+                    Sink::<Bytes>::poll_ready(Pin::new(&mut *writer), cx)
+                });
+                trace!("  writer poll_ready -> {ready:?}");
+                match ready {
+                    Poll::Pending => return false,
+                    Poll::Ready(Err(err)) => {
+                        if !model.finished {
+                            model.broken = true;
+                        } else {
+                            assert!(matches!(err, Error::Closed), "ready after finish: {err:?}");
+                        }
+                        return false;
+                    }
+                    Poll::Ready(Ok(())) => {
+                        assert!(!model.finished, "a finished writer is ready for more");
+                    }
+                }
+                let len = chunk.len();
+                let continues = if text {
+                    utf8_continues(&model.tail, &chunk)
+                } else {
+                    Some(Vec::new())
+                };
+                let sent = if as_str {
+                    match Utf8Bytes::try_from(chunk.clone()) {
+                        Ok(s) => Sink::<Utf8Bytes>::start_send(Pin::new(&mut *writer), s),
+                        Err(_) => unreachable!("cut on a character boundary"),
+                    }
+                } else {
+                    Sink::<Bytes>::start_send(Pin::new(&mut *writer), chunk.clone())
+                };
+                trace!("  writer start_send({len} bytes) -> {sent:?}");
+                let Some(tail) = continues else {
+                    assert!(
+                        matches!(sent, Err(Error::InvalidText)),
+                        "text that is not UTF-8 after what was accepted: {sent:?} \
+                         (pending {:?}, chunk {:?})",
+                        model.tail,
+                        &chunk[..len.min(8)]
+                    );
+                    return true;
+                };
+                let (emits, buffered) = predict_append(model.buffered, len, size);
+                match sent {
+                    Ok(()) => {
+                        model.tail = tail;
+                        model.buffered = buffered;
+                        if !(step == 5 && text) {
+                            model.pos += len;
+                        }
+                        let s = self.streamed(index);
+                        s.data.extend_from_slice(&chunk);
+                        s.emitted += emits;
+                    }
+                    Err(Error::InvalidText) => panic!("valid text refused"),
+                    Err(err) => {
+                        assert!(emits > 0, "start_send failed with nothing to send: {err:?}");
+                        model.broken = true;
+                        return false;
+                    }
+                }
+                true
+            }
+            // A piece through `AsyncWrite`.
+            6 | 7 => {
+                let chunk = Self::next_piece(model, input, size);
+                let polled = poll_patient(&self.writer_task, patience, |cx| {
+                    AsyncWrite::poll_write(Pin::new(&mut *writer), cx, &chunk)
+                });
+                trace!("  writer poll_write({} bytes) -> {polled:?}", chunk.len());
+                let expect_n = chunk.len().min(size - model.buffered);
+                let continues = if text {
+                    utf8_continues(&model.tail, &chunk[..expect_n])
+                } else {
+                    Some(Vec::new())
+                };
+                match polled {
+                    Poll::Pending => false,
+                    Poll::Ready(Ok(n)) => {
+                        assert!(!model.finished, "poll_write after finish");
+                        assert_eq!(n, expect_n, "poll_write took {n} bytes");
+                        let tail = continues.unwrap_or_else(|| {
+                            panic!("poll_write took text that is not UTF-8 after what was accepted")
+                        });
+                        model.tail = tail;
+                        model.pos += n;
+                        model.buffered += n;
+                        let emits = if model.buffered == size {
+                            model.buffered = 0;
+                            size
+                        } else {
+                            0
+                        };
+                        let s = self.streamed(index);
+                        s.data.extend_from_slice(&chunk[..n]);
+                        s.emitted += emits;
+                        true
+                    }
+                    Poll::Ready(Err(err)) => {
+                        let inner = inner_error(&err).clone();
+                        if err.kind() == io::ErrorKind::InvalidData {
+                            assert!(matches!(inner, Error::InvalidText), "{inner:?}");
+                            assert!(continues.is_none(), "poll_write refused valid text");
+                            return true;
+                        }
+                        if model.finished {
+                            assert!(
+                                matches!(inner, Error::Closed),
+                                "write after finish: {inner:?}"
+                            );
+                        } else {
+                            model.broken = true;
+                        }
+                        false
+                    }
+                }
+            }
+            // A flush: what is coalesced goes as a fragment.
+            8 | 9 => {
+                let as_sink = input.bool();
+                let emits = !model.finished && model.buffered > 0;
+                let polled = poll_patient(&self.writer_task, patience, |cx| {
+                    if as_sink {
+                        Sink::<Bytes>::poll_flush(Pin::new(&mut *writer), cx)
+                    } else {
+                        AsyncWrite::poll_flush(Pin::new(&mut *writer), cx)
+                            .map_err(|e| inner_error(&e).clone())
+                    }
+                });
+                trace!("  writer flush -> {polled:?}");
+                let buffered = std::mem::take(&mut model.buffered);
+                match polled {
+                    Poll::Pending => {
+                        self.streamed(index).emitted += buffered;
+                        false
+                    }
+                    Poll::Ready(Ok(())) => {
+                        self.streamed(index).emitted += buffered;
+                        self.parse_out();
+                        assert!(
+                            self.out_data >= index,
+                            "flush succeeded with messages unwritten"
+                        );
+                        let s = self.streamed(index);
+                        assert_eq!(
+                            s.seen, s.emitted,
+                            "flush succeeded with fragments unwritten"
+                        );
+                        true
+                    }
+                    Poll::Ready(Err(err)) => {
+                        if emits && !matches!(err, Error::Closed) {
+                            // The fragment went and the flush failed (the
+                            // socket, or the peer's traffic it read); or it
+                            // did not go, the connection having failed
+                            // before. (`Closed`: refused, a close being out;
+                            // no connection ends with it.)
+                            self.streamed(index).maybe_more = true;
+                        }
+                        if !model.finished {
+                            model.broken = true;
+                        }
+                        false
+                    }
+                }
+            }
+            // Finish: the final fragment, then a flush.
+            _ => {
+                let as_sink = input.bool();
+                let unfinished_text = text && !model.finished && !model.tail.is_empty();
+                let was_finished = model.finished;
+                let polled = poll_patient(&self.writer_task, patience, |cx| {
+                    if as_sink {
+                        Sink::<Bytes>::poll_close(Pin::new(&mut *writer), cx)
+                    } else {
+                        AsyncWrite::poll_shutdown(Pin::new(&mut *writer), cx)
+                            .map_err(|e| inner_error(&e).clone())
+                    }
+                });
+                trace!("  writer finish -> {polled:?}");
+                if unfinished_text {
+                    assert!(
+                        matches!(polled, Poll::Ready(Err(Error::InvalidText))),
+                        "finished text that ends inside a character: {polled:?}"
+                    );
+                    return true;
+                }
+                let finish = |s: &mut StreamedOut, fin: Fin| {
+                    if !was_finished {
+                        s.fin = fin;
+                        if fin == Fin::Yes {
+                            s.emitted = s.data.len();
+                        } else {
+                            s.maybe_more = true;
+                        }
+                    }
+                };
+                match polled {
+                    Poll::Pending => {
+                        finish(self.streamed(index), Fin::Yes);
+                        model.finished = true;
+                        false
+                    }
+                    Poll::Ready(Ok(())) => {
+                        finish(self.streamed(index), Fin::Yes);
+                        model.finished = true;
+                        model.buffered = 0;
+                        self.parse_out();
+                        assert!(
+                            self.out_data > index,
+                            "finish succeeded with the message unwritten"
+                        );
+                        true
+                    }
+                    Poll::Ready(Err(err)) => {
+                        if !was_finished {
+                            // As for a flush: the final fragment may have
+                            // gone, unless it was refused.
+                            if !matches!(err, Error::Closed) {
+                                finish(self.streamed(index), Fin::Maybe);
+                            }
+                            model.broken = true;
+                        }
+                        false
+                    }
+                }
+            }
+        }
+    }
+
     // ---- the peer ----
 
     fn peer(&mut self, input: &mut Input<'_>) {
@@ -818,6 +1715,7 @@ impl Harness {
                     self.peer_events.push(PeerEvent::Close(body));
                     self.peer_closed = true;
                 }
+                self.close_maybe = true;
                 w.peer_send(&frame(true, OpCode::Close, None, &payload));
             }
             7 | 8 => {
@@ -866,7 +1764,7 @@ impl Harness {
     // ---- the run ----
 
     async fn op(&mut self, input: &mut Input<'_>) {
-        let op = input.below(24);
+        let op = input.below(28);
         trace!(
             "op {op}: accepted {} written {} received {} outcome {:?}",
             self.accepted.len(),
@@ -907,6 +1805,9 @@ impl Harness {
                 self.poll_flush(false);
             }
             9 => {
+                if self.writable.is_some() {
+                    self.close_maybe = true;
+                }
                 self.poll_flush(true);
             }
             10..=12 => {
@@ -932,6 +1833,9 @@ impl Harness {
                     let valid =
                         (code == 1000 || (3000..=4999).contains(&code)) && reason.len() <= 123;
                     let result = ws.close(code, &reason);
+                    if result.is_ok() {
+                        self.close_maybe = true;
+                    }
                     assert_eq!(
                         result.is_ok(),
                         valid,
@@ -981,6 +1885,8 @@ impl Harness {
                     tokio::task::yield_now().await;
                 }
             }
+            24 | 25 => self.read_streamed(input),
+            26 | 27 => self.write_streamed(input),
             _ => {
                 let ms = match input.below(4) {
                     0 => u64::from(input.u8()),
@@ -1120,7 +2026,18 @@ impl Harness {
                         PeerEvent::Close(_) => None,
                     })
                     .collect();
-                assert_eq!(self.received, messages, "messages read before the close");
+                assert_eq!(
+                    self.received.len(),
+                    messages.len(),
+                    "messages read before the close: {:?}",
+                    self.received
+                );
+                for (i, (got, sent)) in self.received.iter().zip(&messages).enumerate() {
+                    assert!(
+                        got.matches(sent),
+                        "message {i}: read {got:?}, sent {sent:?}"
+                    );
+                }
             }
         }
     }
