@@ -1289,7 +1289,7 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     MessageKind::Binary
                 };
-                let last = input.u8() % 4 == 0;
+                let last = input.u8().is_multiple_of(4);
                 let payload = match kind {
                     MessageKind::Text => input.text(20_000).into_bytes(),
                     MessageKind::Binary => input.payload(20_000),
