@@ -114,24 +114,11 @@ impl FrameDecoder {
         buf: &mut BytesMut,
         observer: &mut impl FrameObserver,
     ) -> Result<Option<Frame>, ProtocolError> {
-        let partial = match &mut self.current {
-            Some(partial) => partial,
-            None => {
-                let Some((header, header_len)) = FrameHeader::parse(buf)? else {
-                    return Ok(None);
-                };
-                self.check(&header)?;
-                observer.header(&header)?;
-                buf.advance(header_len);
-                // `check` bounded the length by `max_frame_size`, a usize.
-                let len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
-                self.current.insert(Partial {
-                    header,
-                    len,
-                    seen: 0,
-                    taken: 0,
-                })
-            }
+        if self.current.is_none() && !self.start_frame(buf, observer)? {
+            return Ok(None);
+        }
+        let Some(partial) = self.current.as_mut() else {
+            return Ok(None);
         };
         let available = buf.len().min(partial.len);
         if available > partial.seen {
@@ -190,20 +177,8 @@ impl FrameDecoder {
                     last: true,
                 }));
         }
-        if first {
-            let Some((header, header_len)) = FrameHeader::parse(buf)? else {
-                return Ok(None);
-            };
-            self.check(&header)?;
-            observer.header(&header)?;
-            buf.advance(header_len);
-            let len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
-            self.current = Some(Partial {
-                header,
-                len,
-                seen: 0,
-                taken: 0,
-            });
+        if first && !self.start_frame(buf, observer)? {
+            return Ok(None);
         }
         let Some(partial) = self.current.as_mut() else {
             return Ok(None);
@@ -238,6 +213,32 @@ impl FrameDecoder {
             first,
             last,
         }))
+    }
+
+    /// Parses and judges the header at the front of `buf`, shows it to
+    /// `observer`, consumes it and makes it the frame in progress. `false`
+    /// when the header is not all there yet (nothing consumed).
+    #[inline]
+    fn start_frame(
+        &mut self,
+        buf: &mut BytesMut,
+        observer: &mut impl FrameObserver,
+    ) -> Result<bool, ProtocolError> {
+        let Some((header, header_len)) = FrameHeader::parse(buf)? else {
+            return Ok(false);
+        };
+        self.check(&header)?;
+        observer.header(&header)?;
+        buf.advance(header_len);
+        // `check` bounded the length by `max_frame_size`, a usize.
+        let len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
+        self.current = Some(Partial {
+            header,
+            len,
+            seen: 0,
+            taken: 0,
+        });
+        Ok(true)
     }
 
     fn check(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
