@@ -19,6 +19,7 @@ use super::outqueue::OutQueue;
 use super::Role;
 
 mod incoming;
+mod prepared_out;
 mod streamed_in;
 mod streamed_out;
 

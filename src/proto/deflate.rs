@@ -11,6 +11,7 @@
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
+use super::prepared::SharedDeflate;
 use super::Role;
 use crate::handshake::DeflateParams;
 
@@ -114,42 +115,30 @@ impl MessageDeflate {
         let compressor = self
             .compressor
             .get_or_insert_with(|| Box::new(Compress::new_with_window_bits(level, false, bits)));
-        let mut out = Vec::with_capacity(payload.len() / 2 + 64);
-        let start = compressor.total_in();
-        loop {
-            let consumed = (compressor.total_in() - start) as usize;
-            let flushed =
-                compressor.compress_vec(&payload[consumed..], &mut out, FlushCompress::Sync);
-            if flushed.is_err() {
-                compressor.reset();
-                return None;
-            }
-            let consumed = (compressor.total_in() - start) as usize;
-            // Done once all input is in and the flush fitted: zlib leaves
-            // room in the buffer only when it has nothing more to write.
-            if consumed == payload.len() && out.len() < out.capacity() {
-                break;
-            }
-            out.reserve(out.capacity().max(256));
-        }
+        let Some(mut out) = sync_flush(compressor, payload) else {
+            compressor.reset();
+            return None;
+        };
         if !last {
             return Some(Bytes::from(out));
         }
-        if out.ends_with(&SYNC_TAIL) {
-            out.truncate(out.len() - SYNC_TAIL.len());
-        } else if out.is_empty() {
-            // Nothing new since the last flush (an empty message with
-            // context kept, or an empty last fragment): zlib writes nothing,
-            // but the peer must still get an empty stored block, which is a
-            // single 0x00 once its tail is removed (RFC 7692 §7.2.3.6).
-            out.push(0x00);
-        }
+        end_message(&mut out);
         if self.send.reset {
             // No context to keep: free the stream (about 256 KiB with the
             // default settings) rather than hold it while idle.
             self.compressor = None;
         }
         Some(Bytes::from(out))
+    }
+
+    /// The settings under which a message this connection sends compresses
+    /// to the same bytes as on any other connection with them: `Some` when
+    /// it keeps no context between messages (each starts a fresh stream).
+    pub(crate) fn shared_settings(&self) -> Option<SharedDeflate> {
+        self.send.reset.then(|| SharedDeflate {
+            level: self.level.level(),
+            window_bits: self.send.window_bits,
+        })
     }
 
     /// Inflates one frame's payload of a compressed message onto `out`,
@@ -329,6 +318,52 @@ impl std::fmt::Debug for MessageDeflate {
             .field("compressing", &self.compressor.is_some())
             .field("inflating", &self.decompressor.is_some())
             .finish()
+    }
+}
+
+/// Compresses a whole message in a fresh stream under `settings`: the
+/// payload every connection with these settings and no context takeover
+/// would send. `None` if zlib fails.
+pub(crate) fn compress_alone(settings: SharedDeflate, payload: &[u8]) -> Option<Bytes> {
+    let bits = settings.window_bits.max(MIN_ZLIB_WINDOW_BITS);
+    let level = Compression::new(settings.level.min(9));
+    let mut compressor = Compress::new_with_window_bits(level, false, bits);
+    let mut out = sync_flush(&mut compressor, payload)?;
+    end_message(&mut out);
+    Some(Bytes::from(out))
+}
+
+/// Compresses `payload` and flushes it (a sync flush): everything so far
+/// can be inflated. `None` if zlib fails, which it does not on any input.
+fn sync_flush(compressor: &mut Compress, payload: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+    let start = compressor.total_in();
+    loop {
+        let consumed = (compressor.total_in() - start) as usize;
+        compressor
+            .compress_vec(&payload[consumed..], &mut out, FlushCompress::Sync)
+            .ok()?;
+        let consumed = (compressor.total_in() - start) as usize;
+        // Done once all input is in and the flush fitted: zlib leaves
+        // room in the buffer only when it has nothing more to write.
+        if consumed == payload.len() && out.len() < out.capacity() {
+            return Some(out);
+        }
+        out.reserve(out.capacity().max(256));
+    }
+}
+
+/// Ends a message's compressed payload as RFC 7692 sends it: the sync
+/// tail removed.
+fn end_message(out: &mut Vec<u8>) {
+    if out.ends_with(&SYNC_TAIL) {
+        out.truncate(out.len() - SYNC_TAIL.len());
+    } else if out.is_empty() {
+        // Nothing new since the last flush (an empty message with
+        // context kept, or an empty last fragment): zlib writes nothing,
+        // but the peer must still get an empty stored block, which is a
+        // single 0x00 once its tail is removed (RFC 7692 §7.2.3.6).
+        out.push(0x00);
     }
 }
 

@@ -14,8 +14,11 @@ mod frame;
 mod mask;
 mod message;
 mod outqueue;
+mod prepared;
 mod utf8;
 
+#[cfg(test)]
+mod prepared_tests;
 #[cfg(test)]
 mod streamed_tests;
 #[cfg(test)]
@@ -32,6 +35,7 @@ pub use message::{
     CloseCode, CloseFrame, InvalidCloseCode, Message, MessageKind, Utf8Bytes, MAX_CLOSE_REASON,
 };
 pub use outqueue::OutQueue;
+pub use prepared::PreparedMessage;
 pub use utf8::{InvalidUtf8, Utf8Validator};
 
 /// Which end of the connection we are: it decides who masks.
