@@ -15,13 +15,14 @@ pub mod transport;
 
 pub use error::{Error, Timeout};
 pub use handshake::{DeflateConfig, DeflateParams};
-pub use proto::{CloseCode, CloseFrame, Message, MessageKind, Utf8Bytes};
+pub use proto::{CloseCode, CloseFrame, Message, MessageKind, PreparedMessage, Utf8Bytes};
 #[cfg(feature = "http2")]
 pub use stream::HttpVersion;
 pub use stream::{
-    Acceptance, CloseInfo, ClosedFuture, MessageReader, MessageWriter, NextStreamed, Opened,
-    OpenedFuture, Options, Readable, Rejection, ServerOptions, Upgrade, WebSocketStream, Writable,
-    DEFAULT_FRAGMENT_SIZE, DEFAULT_OPEN_TIMEOUT, DEFAULT_WRITE_HIGH_WATER,
+    Acceptance, Backpressure, Broadcast, CloseInfo, ClosedFuture, Delivery, MemberId,
+    MessageReader, MessageWriter, NextStreamed, Opened, OpenedFuture, Options, Readable, Rejection,
+    ServerOptions, Upgrade, WebSocketStream, Writable, DEFAULT_FRAGMENT_SIZE, DEFAULT_OPEN_TIMEOUT,
+    DEFAULT_WRITE_HIGH_WATER,
 };
 /// The guide's proxy chapter, compiled and run as doctests.
 #[cfg(doctest)]

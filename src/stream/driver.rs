@@ -15,7 +15,7 @@ use super::read_buffer::ReadBuffer;
 use super::timers::Timers;
 use super::waker_set::{SocketWakers, WakerSet};
 use super::wire::Wire;
-use crate::proto::{CloseCode, CloseFrame, Connection, Received};
+use crate::proto::{CloseCode, CloseFrame, Connection, PreparedMessage, Received};
 use crate::{CloseInfo, Error, Timeout};
 
 /// An open connection: the transport, the protocol state and the read
@@ -28,6 +28,10 @@ pub(crate) struct Driver {
     timers: Timers,
     eof: bool,
     shut_down: bool,
+    /// Frames a broadcast queued and could not write at once: whoever
+    /// polls the connection next writes them, reader included, since no
+    /// writer task may be there to flush them.
+    backlog: bool,
 }
 
 /// What moving the connection forward produced.
@@ -53,6 +57,7 @@ impl Driver {
             timers: Timers::new(config.timeouts),
             eof: false,
             shut_down: false,
+            backlog: false,
         }
     }
 
@@ -70,6 +75,7 @@ impl Driver {
             // pong bound join it once the earlier ones are written.
             let queue = self.proto.outgoing();
             if queue.is_empty() {
+                self.backlog = false;
                 break;
             }
             let n = ready!(self.wire.poll_write(&mut cx, queue))?;
@@ -78,6 +84,27 @@ impl Driver {
             }
         }
         self.wire.poll_flush(&mut cx)
+    }
+
+    /// Queues a broadcast's message and writes what the socket takes now.
+    /// What it does not take is written by whoever polls the connection
+    /// next (the reader too), or by the next broadcast.
+    pub(crate) fn send_broadcast(
+        &mut self,
+        message: &PreparedMessage,
+        write: &WakerSet,
+    ) -> Result<(), Error> {
+        self.proto
+            .send_prepared(message)
+            .map_err(|_| Error::Closed)?;
+        match self.poll_write_queued(write) {
+            Poll::Ready(Err(err)) => Err(Error::io(err)),
+            Poll::Ready(Ok(())) => Ok(()),
+            Poll::Pending => {
+                self.backlog = true;
+                Ok(())
+            }
+        }
     }
 
     /// Runs the connection until it yields a message, ends, or must wait.
@@ -109,7 +136,7 @@ impl Driver {
             };
             let closed = self.proto.is_closed();
             let mut flushed = true;
-            if closed || self.proto.has_urgent() {
+            if closed || self.proto.has_urgent() || self.backlog {
                 match self.poll_write_queued(write) {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(err)) => {

@@ -9,7 +9,7 @@ use futures_core::Stream;
 use futures_sink::Sink;
 
 use super::shared::Shared;
-use crate::proto::Message;
+use crate::proto::{Message, PreparedMessage};
 use crate::Error;
 
 /// The messages the peer sends: WHATWG's `readable`.
@@ -95,6 +95,27 @@ pub struct Writable {
 impl Writable {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self { shared }
+    }
+
+    /// Sends a [`PreparedMessage`]: waits for room (as `poll_ready` does),
+    /// queues it and flushes. A server queues the frame the message
+    /// encoded once, shared with every connection that sends it, so a task
+    /// per connection that forwards a channel of prepared messages (a
+    /// `tokio::sync::broadcast`, say) pays no encoding per connection.
+    ///
+    /// Cancel safety: as `SinkExt::send`; once queued, the message stays
+    /// queued.
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.shared.poll_ready(cx)).await?;
+        self.start_send_prepared(message)?;
+        std::future::poll_fn(|cx| self.shared.poll_flush(cx)).await
+    }
+
+    /// Queues a [`PreparedMessage`] as `Sink::start_send` queues a
+    /// message: call it after `poll_ready` returned `Ready(Ok(()))`, and
+    /// flush when done.
+    pub fn start_send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.shared.start_send_prepared(message)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The tokio layer: `WebSocketStream`, its halves, and what drives them.
 
+mod broadcast;
 mod driver;
 mod halves;
 mod message_reader;
@@ -15,6 +16,7 @@ mod waker_set;
 mod websocket;
 mod wire;
 
+pub use broadcast::{Backpressure, Broadcast, Delivery, MemberId};
 pub use halves::{Readable, Writable};
 pub use message_reader::{MessageReader, NextStreamed};
 pub use message_writer::{MessageWriter, DEFAULT_FRAGMENT_SIZE};

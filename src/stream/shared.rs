@@ -44,10 +44,12 @@ use super::waker_set::{Interest, SocketWakers, SocketWakersOwner};
 use streamed::InStream;
 pub(crate) use streamed::StreamStart;
 
+mod prepared;
 mod streamed;
 use crate::handshake::Negotiated;
 use crate::proto::{CloseFrame, Message, Received};
 use crate::{CloseInfo, Error};
+pub(crate) use prepared::Offer;
 
 pub(crate) struct Shared {
     state: Mutex<State>,

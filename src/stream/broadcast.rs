@@ -1,0 +1,326 @@
+//! One message to many connections: [`Broadcast`], its members, and what
+//! it does with a member that cannot keep up.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::Poll;
+
+use super::halves::Writable;
+use super::shared::{Offer, Shared};
+use crate::proto::{CloseCode, CloseFrame, PreparedMessage};
+
+/// What a [`Broadcast`] does with a member whose write queue is full: it
+/// holds more than the broadcast's `max_buffered` bytes with the message
+/// added. Whatever the choice, the other members get the message at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backpressure {
+    /// Wait until the member's socket takes enough of its queue, so that
+    /// every member gets every message: [`Broadcast::send`] resolves once
+    /// the last one has it. One slow member slows the broadcast (not the
+    /// other members, who already have the message).
+    Wait,
+    /// Skip the message for that member; it gets the next one that fits.
+    /// For data where only the latest value matters (prices, positions).
+    Drop,
+    /// Close that member with this code, and remove it: 1008 (policy
+    /// violation) or 1013 (try again later) as uWebSockets'
+    /// `closeOnBackpressureLimit` does. Its queue is written before the
+    /// close frame, within the close timeout.
+    Close(CloseCode),
+}
+
+/// Identifies a member of a [`Broadcast`], to [`remove`](Broadcast::remove)
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MemberId {
+    index: u32,
+    generation: u32,
+}
+
+/// What became of one broadcast message, member by member.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// Members whose write queue took the message (most have written it
+    /// to their socket by the time `send` returns).
+    pub queued: usize,
+    /// Members skipped under [`Backpressure::Drop`].
+    pub dropped: usize,
+    /// Members closed and removed under [`Backpressure::Close`].
+    pub closed: usize,
+    /// Members skipped because they were sending a message in fragments
+    /// (through a [`MessageWriter`](crate::MessageWriter)): nothing may go
+    /// between its fragments.
+    pub busy: usize,
+    /// Members removed because their connection is closing or over, or
+    /// its halves were all dropped.
+    pub ended: usize,
+}
+
+/// Sends one message to many server connections, paying its encoding once,
+/// with backpressure per connection.
+///
+/// Each [`send`](Self::send) prepares the message once
+/// ([`PreparedMessage`]): every member's write queue takes the same frame
+/// (a shared `Bytes`), compressed once when permessage-deflate allows it,
+/// and the message is written to each socket right away, from the task
+/// that sends, without waking the members' tasks. What a socket does not
+/// take at once is written as its connection is polled next (its readable,
+/// its writable or its `closed`: a server that reads its connections
+/// drains it), or by the next broadcast.
+///
+/// A member whose queue would hold more than `max_buffered` bytes gets the
+/// [`Backpressure`] policy instead, so a slow client never holds more than
+/// that (or one message, when a single message is larger) and never slows
+/// the others. The queue is the connection's own: messages its writable
+/// sends count too, and its `poll_ready` waits while broadcasts fill it.
+///
+/// A member leaves when [`remove`](Self::remove)d, and by itself once its
+/// connection is over or its halves are dropped (the broadcast never keeps
+/// a connection alive). `Broadcast` is a cheap handle: clones share the
+/// members.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use futures::StreamExt;
+/// use wsstream::{Backpressure, Broadcast, Message, Options, ServerOptions, WebSocketStream};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), wsstream::Error> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let url = format!("ws://{}/", listener.local_addr()?);
+/// let ticker = Broadcast::new(256 * 1024, Backpressure::Drop);
+/// let members = ticker.clone();
+/// tokio::spawn(async move {
+///     loop {
+///         let (tcp, _) = listener.accept().await?;
+///         let ws = WebSocketStream::accept(tcp, ServerOptions::default()).await?;
+///         let mut opened = ws.opened().await?;
+///         members.add(&opened.writable);
+///         // Reading keeps the connection going: pings, close, backlog.
+///         tokio::spawn(async move { while let Some(Ok(_)) = opened.readable.next().await {} });
+///     }
+///     #[allow(unreachable_code)]
+///     Ok::<_, wsstream::Error>(())
+/// });
+///
+/// let mut clients = Vec::new();
+/// for _ in 0..3 {
+///     let ws = WebSocketStream::connect(&url, Options::default());
+///     clients.push(ws.opened().await?);
+/// }
+/// while ticker.len() < 3 {
+///     tokio::time::sleep(Duration::from_millis(1)).await;
+/// }
+/// let delivery = ticker.send(Message::text("tick")).await;
+/// assert_eq!(delivery.queued, 3);
+/// for client in &mut clients {
+///     let tick = client.readable.next().await.expect("a message")?;
+///     assert_eq!(tick.as_text(), Some("tick"));
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Broadcast {
+    group: Arc<Mutex<Group>>,
+    max_buffered: usize,
+    policy: Backpressure,
+}
+
+#[derive(Default)]
+struct Group {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    members: usize,
+}
+
+struct Slot {
+    generation: u32,
+    member: Option<Weak<Shared>>,
+}
+
+impl Broadcast {
+    /// An empty broadcast whose members may each hold up to `max_buffered`
+    /// bytes waiting to be written before `policy` applies.
+    pub fn new(max_buffered: usize, policy: Backpressure) -> Self {
+        Self {
+            group: Arc::new(Mutex::new(Group::default())),
+            max_buffered,
+            policy,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Group> {
+        self.group.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds the connection of `writable`. The broadcast holds it weakly:
+    /// the connection still ends when its halves are dropped.
+    pub fn add(&self, writable: &Writable) -> MemberId {
+        let member = Some(Arc::downgrade(&writable.shared));
+        let mut group = self.lock();
+        group.members += 1;
+        if let Some(index) = group.free.pop() {
+            let slot = &mut group.slots[index as usize];
+            slot.member = member;
+            return MemberId {
+                index,
+                generation: slot.generation,
+            };
+        }
+        let index = u32::try_from(group.slots.len()).unwrap_or(u32::MAX);
+        group.slots.push(Slot {
+            generation: 0,
+            member,
+        });
+        MemberId {
+            index,
+            generation: 0,
+        }
+    }
+
+    /// Removes a member; `false` if it had left already.
+    pub fn remove(&self, id: MemberId) -> bool {
+        let mut group = self.lock();
+        match group.slots.get(id.index as usize) {
+            Some(slot) if slot.generation == id.generation && slot.member.is_some() => {
+                group.vacate(id.index);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The members: added, and neither removed nor found ended by a send.
+    pub fn len(&self) -> usize {
+        self.lock().members
+    }
+
+    /// Whether there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sends `message` to every member, encoding it once. Under
+    /// [`Backpressure::Drop`] and [`Backpressure::Close`] it is done after
+    /// the first poll; under [`Backpressure::Wait`] it resolves once every
+    /// member took it.
+    ///
+    /// Cancel safety: dropped before it resolves (only possible under
+    /// `Wait`), the members still waiting do not get the message.
+    pub async fn send(&self, message: impl Into<PreparedMessage>) -> Delivery {
+        let message = message.into();
+        let mut delivery = Delivery::default();
+        let mut waiting = self.offer_all(&message, &mut delivery);
+        poll_fn(|cx| {
+            waiting.retain(|(id, member)| {
+                let offer = match member.upgrade() {
+                    Some(shared) => shared.offer(&message, self.max_buffered, Some(cx.waker())),
+                    None => Poll::Ready(Offer::Ended),
+                };
+                match offer {
+                    Poll::Pending => true,
+                    Poll::Ready(offer) => {
+                        if offer == Offer::Ended {
+                            self.remove(*id);
+                        }
+                        delivery.count(offer);
+                        false
+                    }
+                }
+            });
+            if waiting.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        delivery
+    }
+
+    /// Offers `message` to every member once; returns the members that
+    /// were full under `Wait`.
+    fn offer_all(
+        &self,
+        message: &PreparedMessage,
+        delivery: &mut Delivery,
+    ) -> Vec<(MemberId, Weak<Shared>)> {
+        let mut waiting = Vec::new();
+        let mut group = self.lock();
+        for index in 0..group.slots.len() {
+            let slot = &group.slots[index];
+            let Some(member) = &slot.member else {
+                continue;
+            };
+            let id = MemberId {
+                index: index as u32,
+                generation: slot.generation,
+            };
+            let Some(shared) = member.upgrade() else {
+                delivery.ended += 1;
+                group.vacate(index as u32);
+                continue;
+            };
+            let offer = match shared.offer(message, self.max_buffered, None) {
+                Poll::Ready(offer) => offer,
+                Poll::Pending => Offer::Full,
+            };
+            match (offer, self.policy) {
+                (Offer::Full, Backpressure::Wait) => waiting.push((id, Arc::downgrade(&shared))),
+                (Offer::Full, Backpressure::Drop) => delivery.dropped += 1,
+                (Offer::Full, Backpressure::Close(code)) => {
+                    let frame = CloseFrame::new(code, "backpressure limit").unwrap_or_else(|| {
+                        CloseFrame::truncated(CloseCode::POLICY_VIOLATION, "backpressure limit")
+                    });
+                    shared.close(Some(frame));
+                    delivery.closed += 1;
+                    group.vacate(index as u32);
+                }
+                (Offer::Ended, _) => {
+                    delivery.ended += 1;
+                    group.vacate(index as u32);
+                }
+                (offer, _) => delivery.count(offer),
+            }
+        }
+        waiting
+    }
+}
+
+impl Group {
+    fn vacate(&mut self, index: u32) {
+        if let Some(slot) = self.slots.get_mut(index as usize) {
+            if slot.member.take().is_some() {
+                slot.generation = slot.generation.wrapping_add(1);
+                self.members -= 1;
+                self.free.push(index);
+            }
+        }
+    }
+}
+
+impl Delivery {
+    fn count(&mut self, offer: Offer) {
+        match offer {
+            Offer::Queued => self.queued += 1,
+            Offer::Full => self.dropped += 1,
+            Offer::Busy => self.busy += 1,
+            Offer::Ended => self.ended += 1,
+        }
+    }
+}
+
+impl fmt::Debug for Broadcast {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broadcast")
+            .field("members", &self.len())
+            .field("max_buffered", &self.max_buffered)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
