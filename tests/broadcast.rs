@@ -82,13 +82,7 @@ async fn drain(mut readable: Readable) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_member_gets_every_message_in_order() {
     let broadcast = Broadcast::new(1 << 20, Backpressure::Wait);
-    let mut clients = members(
-        &broadcast,
-        50,
-        ServerOptions::default(),
-        Options::default(),
-    )
-    .await;
+    let mut clients = members(&broadcast, 50, ServerOptions::default(), Options::default()).await;
     let readers: Vec<_> = clients
         .drain(..)
         .map(|client| {
@@ -136,8 +130,8 @@ async fn what_a_socket_does_not_take_at_once_is_written_by_the_members_reader() 
 async fn shared_compression_reaches_clients_of_every_deflate_setting() {
     // The server keeps no context: one compression per broadcast serves
     // every member with the same window.
-    let server = ServerOptions::default()
-        .deflate(DeflateConfig::default().server_no_context_takeover(true));
+    let server =
+        ServerOptions::default().deflate(DeflateConfig::default().server_no_context_takeover(true));
     for client_deflate in [
         DeflateConfig::default(),
         DeflateConfig::default().server_max_window_bits(10),
@@ -197,7 +191,10 @@ async fn under_wait_a_slow_member_holds_up_the_broadcast_but_not_the_others() {
             break fast_seen[0];
         }
     };
-    assert!(stalled < 2000, "the slow member never held the broadcast up");
+    assert!(
+        stalled < 2000,
+        "the slow member never held the broadcast up"
+    );
     assert!(fast_seen.iter().all(|&s| s == stalled), "{fast_seen:?}");
     // The slow member reads: the broadcast goes on, and it misses nothing.
     for i in 0..2000u32 {
@@ -252,7 +249,11 @@ async fn under_drop_a_slow_member_holds_no_more_than_the_bound_and_gets_what_was
     }
     // Nothing was read: what was queued is in the pipe or the queue.
     let frame = SIZE + 4;
-    assert!(queued.len() * frame <= PIPE + BOUND, "{} queued", queued.len());
+    assert!(
+        queued.len() * frame <= PIPE + BOUND,
+        "{} queued",
+        queued.len()
+    );
     assert!(queued.len() * frame > BOUND, "{} queued", queued.len());
     // Every message queued arrives, in order; the dropped ones do not.
     let mut readable = client.readable;
@@ -314,13 +315,19 @@ async fn members_leave_when_removed_or_gone_and_a_fragmented_message_is_not_inte
 
     // The first member is in the middle of a message sent in fragments.
     let mut writer = first.start_streamed(MessageKind::Text);
-    writer.send(bytes::Bytes::from_static(b"part one, ")).await.unwrap();
+    writer
+        .send(bytes::Bytes::from_static(b"part one, "))
+        .await
+        .unwrap();
     // The second member's server closes it.
     second.close().await.unwrap();
     let delivery = broadcast.send(Message::text("news")).await;
     assert_eq!((delivery.busy, delivery.ended, delivery.queued), (1, 1, 1));
     assert_eq!(broadcast.len(), 2);
-    writer.send(bytes::Bytes::from_static(b"part two")).await.unwrap();
+    writer
+        .send(bytes::Bytes::from_static(b"part two"))
+        .await
+        .unwrap();
     writer.finish().await.unwrap();
     let delivery = broadcast.send(Message::text("more news")).await;
     assert_eq!(delivery.queued, 2);
@@ -336,8 +343,8 @@ async fn prepared_messages_through_a_channel_and_each_writable() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let subscribe = tx.clone();
-    let server_options = ServerOptions::default()
-        .deflate(DeflateConfig::default().server_no_context_takeover(true));
+    let server_options =
+        ServerOptions::default().deflate(DeflateConfig::default().server_no_context_takeover(true));
     tokio::spawn(async move {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();

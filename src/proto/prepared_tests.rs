@@ -171,7 +171,12 @@ mod deflate {
         let second = wire_of(&mut conn);
         // The second refers back to the first: shorter, and only readable
         // in the same context.
-        assert!(second.len() < first.len(), "{} vs {}", second.len(), first.len());
+        assert!(
+            second.len() < first.len(),
+            "{} vs {}",
+            second.len(),
+            first.len()
+        );
         let got = read_all(&mut peer, &[first, second].concat());
         assert_eq!(got, vec![prepared.message().clone(); 2]);
     }
