@@ -69,6 +69,30 @@ pub enum SendError {
     Random(io::Error),
 }
 
+/// What a connection holds of pings, pongs and its end.
+#[derive(Debug, Default)]
+struct ControlState {
+    /// Stream positions at which queued pongs end.
+    queued_pongs: VecDeque<u64>,
+    /// The payload of the latest ping not yet answered because too many
+    /// pongs were queued.
+    pending_pong: Option<Bytes>,
+    /// The payload of the keepalive ping whose pong is awaited.
+    awaited_pong: Option<Bytes>,
+    close_received: Option<Option<CloseFrame>>,
+    failure: Option<ProtocolError>,
+}
+
+impl ControlState {
+    fn is_idle(&self) -> bool {
+        self.queued_pongs.is_empty()
+            && self.pending_pong.is_none()
+            && self.awaited_pong.is_none()
+            && self.close_received.is_none()
+            && self.failure.is_none()
+    }
+}
+
 /// One WebSocket connection, without I/O.
 #[derive(Debug)]
 pub struct Connection {
@@ -78,26 +102,21 @@ pub struct Connection {
     incoming: Incoming,
     out: OutQueue,
     keys: MaskKeys,
-    /// Stream positions at which queued pongs end.
-    queued_pongs: VecDeque<u64>,
-    /// The payload of the latest ping not yet answered because too many
-    /// pongs were queued.
-    pending_pong: Option<Bytes>,
+    /// Pings, pongs, the peer's close and a failure: boxed, and only
+    /// while any is in play, since most of a connection's life (and every
+    /// idle connection's) needs none of it.
+    control: Option<Box<ControlState>>,
     close_sent: bool,
-    close_received: Option<Option<CloseFrame>>,
-    failure: Option<ProtocolError>,
     /// Where the last queued control frame ends: until it is written, the
     /// queue should be flushed without waiting for the writer.
     urgent_end: u64,
     /// The payload of the latest pong received, until taken.
     pong: Option<Bytes>,
-    /// The payload of the keepalive ping whose pong is awaited.
-    awaited_pong: Option<Bytes>,
     /// permessage-deflate, when negotiated.
     #[cfg(feature = "deflate")]
     deflate: Option<Box<MessageDeflate>>,
     /// A message read in chunks.
-    stream_in: StreamedIn,
+    stream_in: Option<Box<StreamedIn>>,
     /// A message being sent in fragments.
     sending: Option<Sending>,
 }
@@ -112,17 +131,13 @@ impl Connection {
             incoming: Incoming::default(),
             out: OutQueue::default(),
             keys: MaskKeys,
-            queued_pongs: VecDeque::new(),
-            pending_pong: None,
+            control: None,
             close_sent: false,
-            close_received: None,
-            failure: None,
             urgent_end: 0,
             pong: None,
-            awaited_pong: None,
             #[cfg(feature = "deflate")]
             deflate: None,
-            stream_in: StreamedIn::default(),
+            stream_in: None,
             sending: None,
         }
     }
@@ -169,7 +184,7 @@ impl Connection {
     /// is reported only by [`receive_event`](Self::receive_event); here its
     /// chunks are read and dropped.
     pub fn receive(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
-        if self.stream_in.requested || self.incoming.streamed {
+        if self.stream_requested() || self.incoming.streamed {
             while let Some(event) = self.receive_event(buf)? {
                 if let Received::Message(message) = event {
                     return Ok(Some(message));
@@ -184,7 +199,7 @@ impl Connection {
     /// or the end of a message read in chunks. Otherwise as
     /// [`receive`](Self::receive).
     pub fn receive_event(&mut self, buf: &mut BytesMut) -> Result<Option<Received>, ProtocolError> {
-        if !self.stream_in.requested && !self.incoming.streamed {
+        if !self.stream_requested() && !self.incoming.streamed {
             return Ok(self.receive_whole(buf)?.map(Received::Message));
         }
         self.receive_streamed(buf).map_err(|err| self.fail(err))
@@ -282,7 +297,7 @@ impl Connection {
             OpCode::Continuation => self.incoming.push(payload),
             OpCode::Ping => {
                 if !self.close_sent {
-                    self.pending_pong = Some(payload);
+                    self.control_mut().pending_pong = Some(payload);
                     self.queue_pending_pong();
                 }
                 return Ok(None);
@@ -290,8 +305,11 @@ impl Connection {
             OpCode::Pong => {
                 // Checked here, pong by pong: one read can hold the
                 // matching pong and unsolicited ones after it.
-                if self.awaited_pong.as_ref() == Some(&payload) {
-                    self.awaited_pong = None;
+                if let Some(control) = self.control.as_mut() {
+                    if control.awaited_pong.as_ref() == Some(&payload) {
+                        control.awaited_pong = None;
+                        self.release_control();
+                    }
                 }
                 self.pong = Some(payload);
                 return Ok(None);
@@ -305,7 +323,7 @@ impl Connection {
                         .map(|c| CloseFrame::from_parts(c.code(), Utf8Bytes::default()));
                     self.queue_close(reply.as_ref());
                 }
-                self.close_received = Some(close);
+                self.control_mut().close_received = Some(close);
                 return Ok(None);
             }
         }
@@ -397,14 +415,16 @@ impl Connection {
     /// replaces the awaited payload.
     pub fn send_keepalive_ping(&mut self, payload: Bytes) -> Result<(), SendError> {
         self.send_ping(payload.clone())?;
-        self.awaited_pong = Some(payload);
+        self.control_mut().awaited_pong = Some(payload);
         Ok(())
     }
 
     /// Whether the pong for the last
     /// [`send_keepalive_ping`](Self::send_keepalive_ping) is still awaited.
     pub fn awaiting_pong(&self) -> bool {
-        self.awaited_pong.is_some()
+        self.control
+            .as_ref()
+            .is_some_and(|c| c.awaited_pong.is_some())
     }
 
     /// The payload of the latest pong the peer sent since the last call.
@@ -418,7 +438,7 @@ impl Connection {
     /// `frame` is `None`). Returns `false`, queuing nothing, if a close frame
     /// was queued already or the connection has failed.
     pub fn close(&mut self, frame: Option<&CloseFrame>) -> bool {
-        if self.close_sent || self.failure.is_some() {
+        if self.close_sent || self.failure().is_some() {
             return false;
         }
         self.queue_close(frame);
@@ -439,7 +459,11 @@ impl Connection {
     /// Whether a control frame (pong, ping, close) waits to be written: the
     /// reader should flush rather than leave it to the writer's batching.
     pub fn has_urgent(&self) -> bool {
-        self.out.consumed_position() < self.urgent_end || self.pending_pong.is_some()
+        self.out.consumed_position() < self.urgent_end
+            || self
+                .control
+                .as_ref()
+                .is_some_and(|c| c.pending_pong.is_some())
     }
 
     /// Whether a close frame has been queued (by us, as initiator or reply).
@@ -450,18 +474,20 @@ impl Connection {
     /// The peer's close frame, once it arrived (`Some(None)` when it had no
     /// body).
     pub fn close_received(&self) -> Option<&Option<CloseFrame>> {
-        self.close_received.as_ref()
+        self.control.as_ref()?.close_received.as_ref()
     }
 
     /// The protocol error that failed the connection.
     pub fn failure(&self) -> Option<&ProtocolError> {
-        self.failure.as_ref()
+        self.control.as_ref()?.failure.as_ref()
     }
 
     /// Whether incoming bytes still matter: neither the peer's close has
     /// arrived nor has the connection failed.
     pub fn wants_input(&self) -> bool {
-        self.close_received.is_none() && self.failure.is_none()
+        self.control
+            .as_ref()
+            .is_none_or(|c| c.close_received.is_none() && c.failure.is_none())
     }
 
     /// Whether the close handshake is over (both close frames exchanged, or
@@ -500,24 +526,44 @@ impl Connection {
 
     fn queue_pending_pong(&mut self) {
         let written = self.out.consumed_position();
-        while self.queued_pongs.front().is_some_and(|&end| end <= written) {
-            self.queued_pongs.pop_front();
-        }
-        if self.queued_pongs.len() >= MAX_QUEUED_PONGS || self.close_sent {
+        let close_sent = self.close_sent;
+        let Some(control) = self.control.as_mut() else {
             return;
+        };
+        while control
+            .queued_pongs
+            .front()
+            .is_some_and(|&end| end <= written)
+        {
+            control.queued_pongs.pop_front();
         }
-        if let Some(payload) = self.pending_pong.take() {
-            // A failed key draw leaves the pong unsent; the next I/O error or
-            // close ends the connection anyway.
-            if self.push(OpCode::Pong, 0, true, payload).is_ok() {
-                self.queued_pongs.push_back(self.out.pushed_position());
+        if control.queued_pongs.len() < MAX_QUEUED_PONGS && !close_sent {
+            if let Some(payload) = control.pending_pong.take() {
+                // A failed key draw leaves the pong unsent; the next I/O
+                // error or close ends the connection anyway.
+                if self.push(OpCode::Pong, 0, true, payload).is_ok() {
+                    let end = self.out.pushed_position();
+                    self.control_mut().queued_pongs.push_back(end);
+                }
             }
+        }
+        self.release_control();
+    }
+
+    fn control_mut(&mut self) -> &mut ControlState {
+        self.control.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the control state once nothing in it is in play.
+    fn release_control(&mut self) {
+        if self.control.as_ref().is_some_and(|c| c.is_idle()) {
+            self.control = None;
         }
     }
 
     fn queue_close(&mut self, frame: Option<&CloseFrame>) {
         // Answer the last ping before the close: nothing may follow it.
-        if let Some(payload) = self.pending_pong.take() {
+        if let Some(payload) = self.control.as_mut().and_then(|c| c.pending_pong.take()) {
             let _ = self.push(OpCode::Pong, 0, true, payload);
         }
         let mut body = BytesMut::new();
@@ -538,15 +584,15 @@ impl Connection {
     /// code (unless one was sent) and reads nothing more. The layer above
     /// uses it for a limit it enforces itself.
     pub(crate) fn fail(&mut self, err: ProtocolError) -> ProtocolError {
-        if self.failure.is_none() {
-            self.failure = Some(err.clone());
+        if self.failure().is_none() {
+            self.control_mut().failure = Some(err.clone());
             if !self.close_sent {
                 let frame = CloseFrame::truncated(err.close_code(), &err.to_string());
                 self.queue_close(Some(&frame));
             }
-            self.pending_pong = None;
+            self.control_mut().pending_pong = None;
             self.incoming = Incoming::default();
-            self.stream_in = StreamedIn::default();
+            self.stream_in = None;
         }
         err
     }

@@ -65,10 +65,10 @@ impl Connection {
     pub fn stream_next_message(&mut self) {
         // Nothing more is read once the peer's close arrived or the
         // connection failed (a frame left half-read in the decoder stays so).
-        if self.stream_in.requested || self.incoming.streamed || !self.wants_input() {
+        if self.stream_requested() || self.incoming.streamed || !self.wants_input() {
             return;
         }
-        self.stream_in.requested = true;
+        slot(&mut self.stream_in).requested = true;
         // The message's first frame may have begun in the decoder before
         // reassembly did (its header and part of its payload read).
         let first_frame = self
@@ -85,7 +85,7 @@ impl Connection {
             self.incoming.compressed = held.compressed;
             self.incoming.size = held.size;
             self.incoming.streamed = true;
-            self.stream_in.plain = held.take_payload();
+            slot(&mut self.stream_in).plain = held.take_payload();
         }
     }
 
@@ -95,7 +95,8 @@ impl Connection {
         if self.incoming.streamed {
             return false;
         }
-        self.stream_in.requested = false;
+        // Nothing of a message is held before it begins.
+        self.stream_in = None;
         true
     }
 
@@ -104,9 +105,9 @@ impl Connection {
     /// nothing more of it is reported, not even its end.
     pub fn discard_streamed_message(&mut self) {
         if self.incoming.streamed {
-            self.stream_in.discarding = true;
+            slot(&mut self.stream_in).discarding = true;
         } else {
-            self.stream_in.requested = false;
+            self.stream_in = None;
         }
     }
 
@@ -120,11 +121,15 @@ impl Connection {
         buf: &mut BytesMut,
     ) -> Result<Option<Received>, ProtocolError> {
         loop {
-            if let Some(err) = self.stream_in.deferred.take() {
+            if let Some(err) = self.stream_in.as_mut().and_then(|s| s.deferred.take()) {
                 return Err(err);
             }
+            if !self.stream_requested() && !self.incoming.streamed {
+                // The message is over (discarded): the next is read whole.
+                return Ok(self.receive_whole(buf)?.map(Received::Message));
+            }
             let text = self.incoming.text == Some(true);
-            let s = &mut self.stream_in;
+            let s = slot(&mut self.stream_in);
             if self.incoming.streamed && !s.announced {
                 s.announced = true;
                 let kind = if text {
@@ -170,10 +175,6 @@ impl Connection {
                 }
                 return Ok(Some(Received::MessageEnd));
             }
-            if !self.stream_in.requested && !self.incoming.streamed {
-                // The message is over (discarded): the next is read whole.
-                return Ok(self.receive_whole(buf)?.map(Received::Message));
-            }
             if !self.wants_input() {
                 return Ok(None);
             }
@@ -192,7 +193,8 @@ impl Connection {
             max_message_size: self.limits.max_message_size,
             streamed_limit: self
                 .stream_in
-                .requested
+                .as_ref()
+                .is_some_and(|s| s.requested)
                 .then_some(self.limits.max_streamed_message_size),
         };
         let Some(piece) = self.decoder.decode_piece(buf, &mut checks)? else {
@@ -211,7 +213,7 @@ impl Connection {
             self.incoming.text = Some(header.opcode == OpCode::Text);
             self.incoming.size = 0;
         }
-        let s = &mut self.stream_in;
+        let s = slot(&mut self.stream_in);
         s.final_frame = piece.last && header.fin;
         if self.incoming.compressed {
             s.compressed = piece.payload;
@@ -231,7 +233,7 @@ impl Connection {
         use crate::proto::deflate::InflateError;
         use crate::proto::frame::RSV1;
 
-        let s = &mut self.stream_in;
+        let s = slot(&mut self.stream_in);
         let deflate = self
             .deflate
             .as_mut()
@@ -270,6 +272,19 @@ impl Connection {
         self.incoming.streamed = false;
         self.incoming.compressed = false;
         self.incoming.size = 0;
-        self.stream_in = StreamedIn::default();
+        self.stream_in = None;
     }
+
+    /// Whether the next message, or the one being read, is to be read in
+    /// chunks.
+    pub(super) fn stream_requested(&self) -> bool {
+        self.stream_in.as_ref().is_some_and(|s| s.requested)
+    }
+}
+
+/// The state of a message read in chunks, made on first use. It lives in
+/// a box only while such a message is asked for or read: a connection that
+/// never streams (or is idle between messages) holds none.
+fn slot(state: &mut Option<Box<StreamedIn>>) -> &mut StreamedIn {
+    state.get_or_insert_with(Box::default)
 }
