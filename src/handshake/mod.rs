@@ -22,6 +22,7 @@ pub use extended_connect::{ExtendedConnect, WEBSOCKET_PROTOCOL};
 pub(crate) use head::write_fields;
 pub use head::HeadScan;
 pub use key::{accept_key, generate_key};
+pub(crate) use server::parse_request_head_raw;
 pub use server::{
     check_upgrade, parse_request, parse_request_head, reject_response, rejection, write_response,
     RequestHead, ServerReply, UpgradeOffer,

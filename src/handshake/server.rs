@@ -1,6 +1,6 @@
 //! The server side: checking an upgrade request and answering it.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{
     CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS,
     SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
@@ -59,6 +59,30 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Handshak
 /// with more than [`MAX_HEADERS`] fields fails, as does one whose request
 /// target or a field cannot be represented in `http` types (400).
 pub fn parse_request_head(buf: &mut BytesMut) -> Result<Option<Request<()>>, HandshakeError> {
+    let Some((request, head_len)) = request_head_at_front(buf)? else {
+        return Ok(None);
+    };
+    buf.advance(head_len);
+    Ok(Some(request))
+}
+
+/// [`parse_request_head`], also handing out a copy of the head's bytes
+/// (what [`WebSocketStream::request`](crate::WebSocketStream::request)
+/// keeps: a few hundred bytes where the parsed head takes a kilobyte).
+pub(crate) fn parse_request_head_raw(
+    buf: &mut BytesMut,
+) -> Result<Option<(Request<()>, Bytes)>, HandshakeError> {
+    let Some((request, head_len)) = request_head_at_front(buf)? else {
+        return Ok(None);
+    };
+    let raw = Bytes::copy_from_slice(&buf[..head_len]);
+    buf.advance(head_len);
+    Ok(Some((request, raw)))
+}
+
+/// The request head at the front of `buf` and its length, leaving `buf`
+/// as it is.
+fn request_head_at_front(buf: &BytesMut) -> Result<Option<(Request<()>, usize)>, HandshakeError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut fields);
     let Some(head_len) = head_len(parsed.parse(buf)?, buf.len())? else {
@@ -91,8 +115,7 @@ pub fn parse_request_head(buf: &mut BytesMut) -> Result<Option<Request<()>>, Han
             HeaderValue::from_bytes(field.value).map_err(|_| bad("invalid header field"))?;
         headers.append(name, value);
     }
-    buf.advance(head_len);
-    Ok(Some(request))
+    Ok(Some((request, head_len)))
 }
 
 /// Checks that a request is a WebSocket upgrade this crate accepts, and
@@ -225,6 +248,11 @@ impl UpgradeOffer {
         };
         let mut response = Response::new(());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        // Sized for its fields: the response stays with every open
+        // connection (`Opened::response`), and a map grown one insert at a
+        // time holds room for six.
+        let fields = 3 + usize::from(protocol.is_some()) + usize::from(extensions.is_some());
+        *response.headers_mut() = HeaderMap::with_capacity(fields);
         let headers = response.headers_mut();
         headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));

@@ -8,6 +8,7 @@ mod message_writer;
 mod open;
 mod options;
 mod read_buffer;
+mod request_head;
 mod shared;
 mod timers;
 mod upgrade;

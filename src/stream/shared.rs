@@ -54,8 +54,11 @@ pub(crate) use prepared::Offer;
 pub(crate) struct Shared {
     state: Mutex<State>,
     wakers: SocketWakers,
-    /// Fires to abort the opening handshake.
-    pub(crate) abort: CancellationToken,
+    /// Fires to abort the opening handshake: a client's, while it
+    /// connects. A server's connection is open from the start and needs
+    /// none (a token is an allocation of its own, kept for the life of
+    /// every connection).
+    pub(crate) abort: Option<CancellationToken>,
 }
 
 // The driver lives inline: `State` is already behind the connection's one
@@ -79,7 +82,9 @@ enum Reader {
     /// Open, and `opened` has not handed out the halves yet: what was
     /// negotiated, and a message held for the readable to come.
     Untaken {
-        negotiated: Negotiated,
+        /// Boxed: it is handed out once, and inline it would make every
+        /// connection's state larger for as long as it lives.
+        negotiated: Box<Negotiated>,
         held: Option<Message>,
     },
     /// The readable is out: its task's waker, a message `closed` read and
@@ -158,7 +163,7 @@ fn remember_in(list: &mut Vec<Waker>, waker: &Waker) {
 }
 
 impl Shared {
-    pub(crate) fn new(abort: CancellationToken) -> Arc<Self> {
+    pub(crate) fn new(abort: Option<CancellationToken>) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             state: Mutex::new(State {
                 phase: Phase::Connecting,
@@ -191,7 +196,7 @@ impl Shared {
                     Reader::Gone
                 } else {
                     Reader::Untaken {
-                        negotiated,
+                        negotiated: Box::new(negotiated),
                         held: None,
                     }
                 };
@@ -221,7 +226,7 @@ impl Shared {
                     held,
                     stream: InStream::Idle,
                 };
-                Poll::Ready(Ok(negotiated))
+                Poll::Ready(Ok(*negotiated))
             }
             taken => {
                 st.reader = taken;
@@ -253,7 +258,9 @@ impl Shared {
                 st.wake_all();
                 drop(st);
                 // Cancelling wakes the connect task: not under the lock.
-                self.abort.cancel();
+                if let Some(abort) = &self.abort {
+                    abort.cancel();
+                }
             }
             Phase::Open(driver) => {
                 if driver.proto.close(frame.as_ref()) {
@@ -475,7 +482,9 @@ impl Drop for Shared {
     /// With every handle gone, a handshake still in flight has no one to
     /// report to: stop it.
     fn drop(&mut self) {
-        self.abort.cancel();
+        if let Some(abort) = &self.abort {
+            abort.cancel();
+        }
     }
 }
 
@@ -574,7 +583,7 @@ mod tests {
     /// the abort token's wake-up, which `close` triggers.
     #[tokio::test]
     async fn close_before_open_wins_over_an_open_that_lands_during_it() {
-        let shared = Shared::new(CancellationToken::new());
+        let shared = Shared::new(Some(CancellationToken::new()));
         // The handle, as `connect` holds it while the open runs.
         let _handle = Opener::new(shared.clone());
         let (ours, _peer) = tokio::io::duplex(64);
@@ -587,7 +596,7 @@ mod tests {
             negotiated,
         );
         let hook = Arc::new(OpenOnWake(Mutex::new(Some((shared.clone(), established)))));
-        let cancelled = shared.abort.clone().cancelled_owned();
+        let cancelled = shared.abort.clone().unwrap().cancelled_owned();
         let mut cancelled = std::pin::pin!(cancelled);
         let waker = Waker::from(hook.clone());
         assert!(cancelled

@@ -5,11 +5,12 @@
 
 use std::fmt;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 
 use super::open::{self, Established};
 use super::options::{ConnConfig, ServerOptions};
+use super::request_head::RequestHead;
 use super::verdict::{Acceptance, Rejection};
 use super::websocket::WebSocketStream;
 use super::wire::Wire;
@@ -140,12 +141,20 @@ impl Upgrade {
         if !open::runtime_ready() {
             return Err(Error::NoRuntime);
         }
-        Ok(self.establish(Box::pin(io), BytesMut::new()))
+        Ok(self.establish(Box::pin(io), BytesMut::new(), None))
     }
 
     /// The connection over `io`, where `leftover` holds what was read past
     /// the request.
-    pub(crate) fn establish(self, io: BoxedTransport, leftover: BytesMut) -> WebSocketStream {
+    /// The open connection on `io`, after the 101 was sent. `raw_head`,
+    /// the request's bytes when it came over a raw socket, is kept for
+    /// `WebSocketStream::request` in place of the parsed request.
+    pub(crate) fn establish(
+        self,
+        io: BoxedTransport,
+        leftover: BytesMut,
+        raw_head: Option<Bytes>,
+    ) -> WebSocketStream {
         let established = Established::new(
             Wire::Bytes(io),
             Role::Server,
@@ -153,7 +162,11 @@ impl Upgrade {
             leftover,
             self.negotiated,
         );
-        WebSocketStream::established(established, self.request)
+        let request = match raw_head {
+            Some(bytes) => RequestHead::raw(bytes),
+            None => RequestHead::Parsed(Box::new(self.request)),
+        };
+        WebSocketStream::established(established, request)
     }
 }
 

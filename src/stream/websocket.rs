@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::halves::{Readable, Writable};
 use super::open::{self, Established};
 use super::options::{Options, ServerOptions};
+use super::request_head::RequestHead;
 use super::shared::{Opener, Shared};
 use crate::handshake::Target;
 use crate::proto::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
@@ -28,7 +29,7 @@ use crate::{handshake::HandshakeError, Timeout};
 pub struct WebSocketStream {
     /// The shared state, held as one of the handles that may take the halves.
     opener: Opener,
-    request: Option<http::Request<()>>,
+    request: RequestHead,
 }
 
 /// The open connection, as WHATWG's `opened` promise gives it.
@@ -129,10 +130,10 @@ impl WebSocketStream {
             .signal
             .as_ref()
             .map_or_else(CancellationToken::new, CancellationToken::child_token);
-        let shared = Shared::new(abort.clone());
+        let shared = Shared::new(Some(abort.clone()));
         let ws = Self {
             opener: Opener::new(shared.clone()),
-            request: None,
+            request: RequestHead::None,
         };
         let prepared = Target::parse(url)
             .map_err(Error::InvalidUrl)
@@ -186,19 +187,29 @@ impl WebSocketStream {
     /// client side does so itself): wsstream already batches frames into
     /// few writes, and with Nagle's algorithm on, the tail of a batch
     /// waits for the peer's delayed ACK (40 ms per round trip on Linux).
-    pub async fn accept<T: Transport>(io: T, options: ServerOptions) -> Result<Self, Error> {
-        if !open::runtime_ready() {
-            return Err(Error::NoRuntime);
-        }
-        open::server::accept(Box::pin(io), &options).await
+    pub fn accept<T: Transport>(
+        io: T,
+        options: ServerOptions,
+    ) -> impl Future<Output = Result<Self, Error>> + Send + 'static {
+        // Boxed: a server's connection task usually awaits this and then
+        // lives as long as the connection, and a task is as large as the
+        // largest future it awaits. The handshake's state (2.4 KiB) would
+        // stay reserved in every idle connection's task; boxed, the task
+        // holds a pointer, and the box is freed once the handshake is done.
+        Box::pin(async move {
+            if !open::runtime_ready() {
+                return Err(Error::NoRuntime);
+            }
+            open::server::accept(Box::pin(io), &options).await
+        })
     }
 
     /// The server side of a connection whose handshake is done.
-    pub(crate) fn established(established: Established, request: http::Request<()>) -> Self {
-        let shared = Shared::new(CancellationToken::new());
+    pub(crate) fn established(established: Established, request: RequestHead) -> Self {
+        let shared = Shared::new(None);
         let ws = Self {
             opener: Opener::new(shared.clone()),
-            request: Some(request),
+            request,
         };
         shared.finish_opening(Ok(established));
         ws
@@ -252,7 +263,7 @@ impl WebSocketStream {
     /// The upgrade request this server-side connection answered (`None`
     /// for a client).
     pub fn request(&self) -> Option<&http::Request<()>> {
-        self.request.as_ref()
+        self.request.get()
     }
 }
 

@@ -66,6 +66,9 @@ impl Established {
     }
 }
 
+/// How much more room a handshake's buffer gets before each read.
+pub(crate) const HEAD_CHUNK: usize = 1024;
+
 /// Reads from `io` into `buf` until `parse` finds a whole HTTP head in it,
 /// searching only new bytes for its end and handing `parse` at most
 /// [`MAX_HEAD_LEN`] plus one read. The outer error is the transport's (or
@@ -85,7 +88,7 @@ async fn read_head<T>(
                 Err(err) => return Ok(Err(err)),
             }
         }
-        buf.reserve(4096);
+        buf.reserve(HEAD_CHUNK);
         if io.read_buf(buf).await? == 0 {
             return Err(HandshakeError::Incomplete.into());
         }

@@ -7,8 +7,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-use super::read_head;
-use crate::handshake::{check_upgrade, parse_request_head, write_response};
+use super::{read_head, HEAD_CHUNK};
+use crate::handshake::{check_upgrade, parse_request_head_raw, write_response};
 use crate::stream::options::{AcceptHook, ServerOptions};
 use crate::stream::upgrade::{check_acceptance, Upgrade};
 use crate::stream::verdict::{Acceptance, Rejection};
@@ -32,12 +32,14 @@ async fn handshake(
     mut io: BoxedTransport,
     options: &ServerOptions,
 ) -> Result<WebSocketStream, Error> {
-    let mut buf = BytesMut::with_capacity(4096);
-    let checked = match read_head(&mut io, &mut buf, parse_request_head).await? {
-        Ok(request) => check_upgrade(&request).map(|offer| (request, offer)),
+    // Most requests fit in 1 KiB; `read_head` grows the buffer for the
+    // rest. Thousands of handshakes at once each hold this while they run.
+    let mut buf = BytesMut::with_capacity(HEAD_CHUNK);
+    let checked = match read_head(&mut io, &mut buf, parse_request_head_raw).await? {
+        Ok((request, raw)) => check_upgrade(&request).map(|offer| (request, raw, offer)),
         Err(err) => Err(err),
     };
-    let (request, offer) = match checked {
+    let (request, raw_head, offer) = match checked {
         Ok(checked) => checked,
         Err(err) => return Err(refuse(&mut io, Rejection::from(&err), err.into()).await),
     };
@@ -58,7 +60,7 @@ async fn handshake(
     io.write_all(&write_response(upgrade.response(), b""))
         .await?;
     io.flush().await?;
-    Ok(upgrade.establish(io, buf))
+    Ok(upgrade.establish(io, buf, Some(raw_head)))
 }
 
 /// Runs the accept hook; a panic, in the call or in its future, refuses
