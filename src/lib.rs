@@ -37,6 +37,10 @@ pub struct ServerGuide;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/streaming.md")]
 pub struct StreamingGuide;
+/// The guide's fan-out chapter, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/fanout.md")]
+pub struct FanoutGuide;
 /// The guide's HTTP/2 chapter, compiled and run as doctests.
 #[cfg(all(doctest, feature = "http2"))]
 #[doc = include_str!("../docs/http2.md")]
