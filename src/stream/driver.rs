@@ -66,6 +66,14 @@ impl Driver {
         self.proto.buffered() < self.high_water
     }
 
+    /// Whether a reader that must wait should also wait for the socket to
+    /// become writable: something is queued (a reply, a broadcast's
+    /// backlog, a writer's unflushed frames), or the close handshake is
+    /// under way (its frame and the shutdown go out on write readiness).
+    pub(crate) fn wants_write(&self) -> bool {
+        self.proto.buffered() > 0 || self.proto.has_urgent() || self.proto.close_sent()
+    }
+
     /// Writes queued frames, many per system call, until the queue is empty
     /// and the transport flushed. `Pending` registers `write` for the socket.
     pub(crate) fn poll_write_queued(&mut self, write: &WakerSet) -> Poll<io::Result<()>> {
@@ -88,22 +96,22 @@ impl Driver {
 
     /// Queues a broadcast's message and writes what the socket takes now.
     /// What it does not take is written by whoever polls the connection
-    /// next (the reader too), or by the next broadcast.
+    /// next (the reader too), or by the next broadcast. `Ok(true)` when
+    /// this left a backlog where there was none: a reader parked with
+    /// nothing to write waits for read readiness only, and must be woken
+    /// to wait for write readiness too.
     pub(crate) fn send_broadcast(
         &mut self,
         message: &PreparedMessage,
         write: &WakerSet,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         self.proto
             .send_prepared(message)
             .map_err(|_| Error::Closed)?;
         match self.poll_write_queued(write) {
             Poll::Ready(Err(err)) => Err(Error::io(err)),
-            Poll::Ready(Ok(())) => Ok(()),
-            Poll::Pending => {
-                self.backlog = true;
-                Ok(())
-            }
+            Poll::Ready(Ok(())) => Ok(false),
+            Poll::Pending => Ok(!std::mem::replace(&mut self.backlog, true)),
         }
     }
 

@@ -404,8 +404,9 @@ impl Shared {
         let Phase::Open(driver) = &mut st.phase else {
             return Poll::Ready(None);
         };
-        let progress = self.wakers.poll(waker, Interest::ReadWrite, |wakers| {
-            driver.poll_progress(wakers)
+        let progress = self.wakers.poll_reading(waker, |wakers| {
+            let progress = driver.poll_progress(wakers);
+            (progress, driver.wants_write())
         });
         st.wake_writer_if_room();
         match progress {
@@ -534,6 +535,19 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Wakes whoever reads the connection (the readable, `closed`), so
+    /// that it polls again and sees what changed.
+    fn wake_readers(&mut self) {
+        if let Reader::Reading {
+            waker: Some(reader),
+            ..
+        } = &self.reader
+        {
+            reader.wake_by_ref();
+        }
+        self.closed_wakers.drain(..).for_each(Waker::wake);
     }
 
     fn wake_all(&mut self) {

@@ -92,6 +92,30 @@ impl SocketWakers {
         }
         result
     }
+
+    /// [`poll`](Self::poll) for a task that reads: on `Pending` it is
+    /// registered for read readiness, and for write readiness only when
+    /// `poll` says it left something to write (the second value). A reader
+    /// with nothing to flush is not woken, and not registered (a lock and
+    /// a waker comparison saved per wait), when the socket becomes
+    /// writable.
+    #[inline]
+    pub(crate) fn poll_reading<T>(
+        &self,
+        waker: &Waker,
+        poll: impl FnOnce(&Self) -> (Poll<T>, bool),
+    ) -> Poll<T> {
+        let read_seen = self.read.events();
+        let write_seen = self.write.events();
+        let (result, wants_write) = poll(self);
+        if result.is_pending() {
+            self.read.register_since(waker, read_seen);
+            if wants_write {
+                self.write.register_since(waker, write_seen);
+            }
+        }
+        result
+    }
 }
 
 /// The wakers of every task waiting for one readiness event.

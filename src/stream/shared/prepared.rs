@@ -87,7 +87,11 @@ impl Shared {
             return Poll::Ready(Offer::Ended);
         };
         match driver.send_broadcast(message, self.wakers.write()) {
-            Ok(()) => Poll::Ready(Offer::Queued),
+            Ok(false) => Poll::Ready(Offer::Queued),
+            Ok(true) => {
+                st.wake_readers();
+                Poll::Ready(Offer::Queued)
+            }
             Err(err) => {
                 st.end(Err(err));
                 Poll::Ready(Offer::Ended)
