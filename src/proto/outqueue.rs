@@ -20,6 +20,9 @@ use super::mask::{apply_mask, put_masked};
 /// client the copy is the masking pass.
 const INLINE_PAYLOAD: usize = 512;
 
+/// The room the tail gets when a header for a large payload finds it full.
+const TAIL_CHUNK: usize = 1024;
+
 /// An empty queue keeps at most this much buffer, so a burst does not pin
 /// its peak memory on an idle connection.
 const KEEP_IDLE_CAPACITY: usize = 16 * 1024;
@@ -45,6 +48,14 @@ impl OutQueue {
     pub fn push_frame(&mut self, header: &FrameHeader, payload: Bytes) {
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
+        if payload.len() > INLINE_PAYLOAD && self.tail.capacity() - self.tail.len() < head_len {
+            // The tail is split off after this header: give it room for
+            // many headers, so that the split shares one allocation among
+            // them. Grown a few bytes at a time, each large frame cost two
+            // allocations (a new tail, and the split's shared header):
+            // 9% of a server's CPU echoing 1 KiB messages.
+            self.tail.reserve(TAIL_CHUNK);
+        }
         self.tail.extend_from_slice(&head[..head_len]);
         let total = head_len + payload.len();
         self.len += total;
