@@ -386,3 +386,42 @@ async fn prepared_messages_through_a_channel_and_each_writable() {
     }
     clients[0].writable.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_fed_burst_waits_for_flush_then_arrives_whole_and_in_order() {
+    let broadcast = Broadcast::new(1 << 20, Backpressure::Drop);
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let (writable, ws, opened) = piped_member(&broadcast, 1 << 20).await;
+        clients.push((writable, ws, opened));
+    }
+    // 100 messages of 100 bytes: under the 16 KiB a member writes early.
+    for i in 0..100u32 {
+        let delivery = broadcast.feed(numbered(i, 100)).await;
+        assert_eq!(delivery.queued, 3);
+    }
+    tokio::task::yield_now().await;
+    for (_, _, client) in &mut clients {
+        let next = client.readable.next();
+        assert!(
+            futures::poll!(next).is_pending(),
+            "a fed message went out before the flush"
+        );
+    }
+    broadcast.flush();
+    for (_, _, client) in &mut clients {
+        for i in 0..100u32 {
+            let message = within(client.readable.next()).await.unwrap().unwrap();
+            assert_eq!(number(&message), i);
+        }
+    }
+    // A long burst is written as it goes, without a flush: 64 messages of
+    // 1 KiB pass the 16 KiB batch.
+    for i in 0..64u32 {
+        broadcast.feed(numbered(i, 1024)).await;
+    }
+    for (_, _, client) in &mut clients {
+        let message = within(client.readable.next()).await.unwrap().unwrap();
+        assert_eq!(number(&message), 0);
+    }
+}

@@ -205,21 +205,62 @@ impl Broadcast {
         self.len() == 0
     }
 
-    /// Sends `message` to every member, encoding it once. Under
-    /// [`Backpressure::Drop`] and [`Backpressure::Close`] it is done after
-    /// the first poll; under [`Backpressure::Wait`] it resolves once every
-    /// member took it.
+    /// Sends `message` to every member, encoding it once, and writes it to
+    /// each member's socket right away. Under [`Backpressure::Drop`] and
+    /// [`Backpressure::Close`] it is done after the first poll; under
+    /// [`Backpressure::Wait`] it resolves once every member took it.
     ///
     /// Cancel safety: dropped before it resolves (only possible under
     /// `Wait`), the members still waiting do not get the message.
     pub async fn send(&self, message: impl Into<PreparedMessage>) -> Delivery {
-        let message = message.into();
+        self.deliver(message.into(), true).await
+    }
+
+    /// Queues `message` for every member like [`send`](Self::send), but
+    /// leaves the writing to [`flush`](Self::flush): a burst of messages
+    /// then costs each member one system call instead of one per message
+    /// (a member is written early once 16 KiB of the burst wait, so a burst
+    /// holds little memory). Call `flush` after the burst.
+    ///
+    /// ```
+    /// # async fn burst(ticker: &wsstream::Broadcast, prices: Vec<String>) {
+    /// for price in prices {
+    ///     ticker.feed(wsstream::Message::text(price)).await;
+    /// }
+    /// ticker.flush();
+    /// # }
+    /// ```
+    pub async fn feed(&self, message: impl Into<PreparedMessage>) -> Delivery {
+        self.deliver(message.into(), false).await
+    }
+
+    /// Writes what [`feed`](Self::feed) queued: for each member, as much as
+    /// its socket takes now; the rest as the connection is polled (see the
+    /// type's documentation). Members whose connection is over leave.
+    pub fn flush(&self) {
+        let mut group = self.lock();
+        for index in 0..group.slots.len() {
+            let Some(member) = &group.slots[index].member else {
+                continue;
+            };
+            let open = member
+                .upgrade()
+                .is_some_and(|shared| shared.flush_broadcast());
+            if !open {
+                group.vacate(index as u32);
+            }
+        }
+    }
+
+    async fn deliver(&self, message: PreparedMessage, write_now: bool) -> Delivery {
         let mut delivery = Delivery::default();
-        let mut waiting = self.offer_all(&message, &mut delivery);
+        let mut waiting = self.offer_all(&message, write_now, &mut delivery);
         poll_fn(|cx| {
             waiting.retain(|(id, member)| {
                 let offer = match member.upgrade() {
-                    Some(shared) => shared.offer(&message, self.max_buffered, Some(cx.waker())),
+                    Some(shared) => {
+                        shared.offer(&message, self.max_buffered, Some(cx.waker()), write_now)
+                    }
                     None => Poll::Ready(Offer::Ended),
                 };
                 match offer {
@@ -248,6 +289,7 @@ impl Broadcast {
     fn offer_all(
         &self,
         message: &PreparedMessage,
+        write_now: bool,
         delivery: &mut Delivery,
     ) -> Vec<(MemberId, Weak<Shared>)> {
         let mut waiting = Vec::new();
@@ -266,7 +308,7 @@ impl Broadcast {
                 group.vacate(index as u32);
                 continue;
             };
-            let offer = match shared.offer(message, self.max_buffered, None) {
+            let offer = match shared.offer(message, self.max_buffered, None, write_now) {
                 Poll::Ready(offer) => offer,
                 Poll::Pending => Offer::Full,
             };

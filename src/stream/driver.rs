@@ -18,6 +18,11 @@ use super::wire::Wire;
 use crate::proto::{CloseCode, CloseFrame, Connection, PreparedMessage, Received};
 use crate::{CloseInfo, Error, Timeout};
 
+/// A burst fed to a broadcast is written to a member once this much of it
+/// waits: few system calls for a burst of small messages, and a bounded
+/// amount held for a flush.
+pub(crate) const FEED_BATCH: usize = 16 * 1024;
+
 /// An open connection: the transport, the protocol state and the read
 /// buffer.
 pub(crate) struct Driver {
@@ -94,20 +99,34 @@ impl Driver {
         self.wire.poll_flush(&mut cx)
     }
 
-    /// Queues a broadcast's message and writes what the socket takes now.
-    /// What it does not take is written by whoever polls the connection
-    /// next (the reader too), or by the next broadcast. `Ok(true)` when
-    /// this left a backlog where there was none: a reader parked with
-    /// nothing to write waits for read readiness only, and must be woken
-    /// to wait for write readiness too.
+    /// Queues a broadcast's message. With `write_now`, or once a fed burst
+    /// has [`FEED_BATCH`] bytes waiting, writes what the socket takes; see
+    /// [`write_broadcast`](Self::write_broadcast).
     pub(crate) fn send_broadcast(
         &mut self,
         message: &PreparedMessage,
+        write_now: bool,
         write: &WakerSet,
     ) -> Result<bool, Error> {
         self.proto
             .send_prepared(message)
             .map_err(|_| Error::Closed)?;
+        if !write_now && self.proto.buffered() < FEED_BATCH {
+            return Ok(false);
+        }
+        self.write_broadcast(write)
+    }
+
+    /// Writes what the socket takes of the queue for a broadcast. What it
+    /// does not take is written by whoever polls the connection next (the
+    /// reader too), or by the next broadcast. `Ok(true)` when this left a
+    /// backlog where there was none: a reader parked with nothing to write
+    /// waits for read readiness only, and must be woken to wait for write
+    /// readiness too.
+    pub(crate) fn write_broadcast(&mut self, write: &WakerSet) -> Result<bool, Error> {
+        if self.proto.buffered() == 0 {
+            return Ok(false);
+        }
         match self.poll_write_queued(write) {
             Poll::Ready(Err(err)) => Err(Error::io(err)),
             Poll::Ready(Ok(())) => Ok(false),

@@ -37,8 +37,8 @@ impl Shared {
     }
 
     /// Queues `message` unless that would leave more than `max_buffered`
-    /// bytes waiting (an empty queue takes any one message), then writes
-    /// what the socket takes. When full, the queue is written first, and
+    /// bytes waiting (an empty queue takes any one message), then, with
+    /// `write_now` (else once a batch waits), writes what the socket takes. When full, the queue is written first, and
     /// with a `waiter`, it is registered for the socket's write readiness
     /// and `Pending` returned; without one, the answer is `Full`.
     pub(crate) fn offer(
@@ -46,6 +46,7 @@ impl Shared {
         message: &PreparedMessage,
         max_buffered: usize,
         waiter: Option<&Waker>,
+        write_now: bool,
     ) -> Poll<Offer> {
         let mut st = self.lock();
         let Phase::Open(driver) = &mut st.phase else {
@@ -86,7 +87,7 @@ impl Shared {
         let Phase::Open(driver) = &mut st.phase else {
             return Poll::Ready(Offer::Ended);
         };
-        match driver.send_broadcast(message, self.wakers.write()) {
+        match driver.send_broadcast(message, write_now, self.wakers.write()) {
             Ok(false) => Poll::Ready(Offer::Queued),
             Ok(true) => {
                 st.wake_readers();
@@ -95,6 +96,26 @@ impl Shared {
             Err(err) => {
                 st.end(Err(err));
                 Poll::Ready(Offer::Ended)
+            }
+        }
+    }
+
+    /// Writes what the socket takes of what broadcasts fed this connection;
+    /// `false` if the connection is over.
+    pub(crate) fn flush_broadcast(&self) -> bool {
+        let mut st = self.lock();
+        let Phase::Open(driver) = &mut st.phase else {
+            return false;
+        };
+        match driver.write_broadcast(self.wakers.write()) {
+            Ok(false) => true,
+            Ok(true) => {
+                st.wake_readers();
+                true
+            }
+            Err(err) => {
+                st.end(Err(err));
+                false
             }
         }
     }
