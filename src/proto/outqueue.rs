@@ -80,17 +80,17 @@ impl OutQueue {
     /// Appends a frame encoded already (header and payload, unmasked): a
     /// small one is copied next to the frames before it, a larger one is
     /// queued as it is, shared with whoever else holds it.
-    pub fn push_encoded(&mut self, frame: Bytes) {
+    pub fn push_encoded(&mut self, frame: &Bytes) {
         self.len += frame.len();
         self.pushed += frame.len() as u64;
         if frame.len() <= INLINE_PAYLOAD {
-            self.tail.extend_from_slice(&frame);
+            self.tail.extend_from_slice(frame);
             return;
         }
         if !self.tail.is_empty() {
             self.chunks.push_back(self.tail.split().freeze());
         }
-        self.chunks.push_back(frame);
+        self.chunks.push_back(frame.clone());
     }
 
     fn copy_into_tail(&mut self, payload: &[u8], mask: Option<[u8; 4]>) {

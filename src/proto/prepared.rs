@@ -103,12 +103,13 @@ impl PreparedMessage {
         }
     }
 
-    /// The server's uncompressed frame, built on first use.
-    pub(crate) fn server_frame(&self) -> Bytes {
+    /// The server's uncompressed frame, built on first use. Borrowed: a
+    /// small frame is copied into each queue, and a clone would only be
+    /// dropped again (an atomic increment and decrement per connection).
+    pub(crate) fn server_frame(&self) -> &Bytes {
         self.inner
             .plain
             .get_or_init(|| frame(self.opcode(), 0, self.message().as_payload()))
-            .clone()
     }
 
     /// The server's compressed frame under `settings`, compressed with

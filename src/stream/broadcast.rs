@@ -256,24 +256,40 @@ impl Broadcast {
         let mut delivery = Delivery::default();
         let mut waiting = self.offer_all(&message, write_now, &mut delivery);
         poll_fn(|cx| {
-            waiting.retain(|(id, member)| {
-                let offer = match member.upgrade() {
-                    Some(shared) => {
-                        shared.offer(&message, self.max_buffered, Some(cx.waker()), write_now)
-                    }
-                    None => Poll::Ready(Offer::Ended),
+            // First only the members whose socket had a write event since
+            // they were offered the message: with thousands waiting, a
+            // wake-up is usually one member's. If none of them moved, the
+            // wake-up came from elsewhere: offer to all. (A member's end counts
+            // as a write event: `Shared::finish`.)
+            let mut moved = 0;
+            waiting.retain_mut(|member| {
+                let Some(shared) = member.weak.upgrade() else {
+                    moved += 1;
+                    return self.settle(&mut delivery, member.id, Offer::Ended);
                 };
-                match offer {
+                let events = shared.write_events();
+                if events == member.events {
+                    return true;
+                }
+                moved += 1;
+                member.events = events;
+                match shared.offer(&message, self.max_buffered, Some(cx.waker()), write_now) {
                     Poll::Pending => true,
-                    Poll::Ready(offer) => {
-                        if offer == Offer::Ended {
-                            self.remove(*id);
-                        }
-                        delivery.count(offer);
-                        false
-                    }
+                    Poll::Ready(offer) => self.settle(&mut delivery, member.id, offer),
                 }
             });
+            if moved == 0 {
+                waiting.retain_mut(|member| {
+                    let Some(shared) = member.weak.upgrade() else {
+                        return self.settle(&mut delivery, member.id, Offer::Ended);
+                    };
+                    member.events = shared.write_events();
+                    match shared.offer(&message, self.max_buffered, Some(cx.waker()), write_now) {
+                        Poll::Pending => true,
+                        Poll::Ready(offer) => self.settle(&mut delivery, member.id, offer),
+                    }
+                });
+            }
             if waiting.is_empty() {
                 Poll::Ready(())
             } else {
@@ -284,6 +300,16 @@ impl Broadcast {
         delivery
     }
 
+    /// Counts what became of a member that waited, removing it if its
+    /// connection ended; `false`, for `retain`: it waits no more.
+    fn settle(&self, delivery: &mut Delivery, id: MemberId, offer: Offer) -> bool {
+        if offer == Offer::Ended {
+            self.remove(id);
+        }
+        delivery.count(offer);
+        false
+    }
+
     /// Offers `message` to every member once; returns the members that
     /// were full under `Wait`.
     fn offer_all(
@@ -291,7 +317,7 @@ impl Broadcast {
         message: &PreparedMessage,
         write_now: bool,
         delivery: &mut Delivery,
-    ) -> Vec<(MemberId, Weak<Shared>)> {
+    ) -> Vec<Waiting> {
         let mut waiting = Vec::new();
         let mut group = self.lock();
         for index in 0..group.slots.len() {
@@ -313,7 +339,12 @@ impl Broadcast {
                 Poll::Pending => Offer::Full,
             };
             match (offer, self.policy) {
-                (Offer::Full, Backpressure::Wait) => waiting.push((id, Arc::downgrade(&shared))),
+                (Offer::Full, Backpressure::Wait) => waiting.push(Waiting {
+                    id,
+                    weak: Arc::downgrade(&shared),
+                    // Offered again at the first wake-up, whatever woke it.
+                    events: shared.write_events().wrapping_sub(1),
+                }),
                 (Offer::Full, Backpressure::Drop) => delivery.dropped += 1,
                 (Offer::Full, Backpressure::Close(code)) => {
                     let frame = CloseFrame::new(code, "backpressure limit").unwrap_or_else(|| {
@@ -332,6 +363,14 @@ impl Broadcast {
         }
         waiting
     }
+}
+
+/// A member a message waits for under [`Backpressure::Wait`].
+struct Waiting {
+    id: MemberId,
+    weak: Weak<Shared>,
+    /// Its socket's write events when it was last offered the message.
+    events: usize,
 }
 
 impl Group {

@@ -111,7 +111,10 @@ impl Driver {
         self.proto
             .send_prepared(message)
             .map_err(|_| Error::Closed)?;
-        if !write_now && self.proto.buffered() < FEED_BATCH {
+        // A backlog is being written as the socket takes it, by whoever
+        // polls on write readiness: trying again now would only find the
+        // socket full.
+        if self.backlog || (!write_now && self.proto.buffered() < FEED_BATCH) {
             return Ok(false);
         }
         self.write_broadcast(write)

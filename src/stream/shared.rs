@@ -338,7 +338,7 @@ impl Shared {
         match ready {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
             Poll::Ready(Err(err)) => {
-                st.end(Err(Error::io(err)));
+                self.finish(&mut *st, Err(Error::io(err)));
                 Poll::Ready(Err(st.ended_error()))
             }
             Poll::Pending => {
@@ -376,7 +376,7 @@ impl Shared {
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(err)) => {
-                st.end(Err(Error::io(err)));
+                self.finish(&mut *st, Err(Error::io(err)));
                 Poll::Ready(Err(st.ended_error()))
             }
             Poll::Pending => Poll::Pending,
@@ -398,6 +398,14 @@ impl Shared {
 
     // ---- driving ----
 
+    /// Records how the connection ended ([`State::end`]) and wakes whoever
+    /// waits on the socket's write readiness too: a broadcast waiting for
+    /// room learns of the end from the event count.
+    fn finish(&self, st: &mut State, result: Result<CloseInfo, Error>) {
+        st.end(result);
+        self.wakers.write().wake_all();
+    }
+
     /// One step of the connection for `waker`'s task: a message, the end
     /// (`None`, with the outcome recorded), or `Pending`.
     fn progress(&self, st: &mut State, waker: &Waker) -> Poll<Option<Received>> {
@@ -413,7 +421,7 @@ impl Shared {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Progress::Received(received)) => Poll::Ready(Some(received)),
             Poll::Ready(Progress::Ended(result)) => {
-                st.end(result);
+                self.finish(&mut *st, result);
                 Poll::Ready(None)
             }
         }

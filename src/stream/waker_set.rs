@@ -162,7 +162,9 @@ impl WakerSet {
         }
     }
 
-    fn events(&self) -> usize {
+    /// Events so far: a task that waits can tell from it, without a
+    /// lock, whether anything happened since it registered.
+    pub(crate) fn events(&self) -> usize {
         self.events.load(Ordering::Acquire)
     }
 

@@ -31,7 +31,7 @@ impl Connection {
                     crate::proto::deflate::compress_alone(settings, payload)
                 });
                 if let Some(frame) = compressed {
-                    self.out.push_encoded(frame);
+                    self.out.push_encoded(&frame);
                     return Ok(());
                 }
             }

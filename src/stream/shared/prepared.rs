@@ -24,6 +24,12 @@ pub(crate) enum Offer {
 }
 
 impl Shared {
+    /// Write-readiness events of the socket so far: a broadcast waiting
+    /// for room re-offers only to members whose count moved.
+    pub(crate) fn write_events(&self) -> usize {
+        self.wakers.write().events()
+    }
+
     /// The writable's `start_send` of a prepared message.
     pub(crate) fn start_send_prepared(&self, message: &PreparedMessage) -> Result<(), Error> {
         let mut st = self.lock();
@@ -76,9 +82,15 @@ impl Shared {
                 },
             };
             match room {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // Woken when the connection ends, too.
+                    if let Some(waker) = waiter {
+                        super::remember_in(&mut st.closed_wakers, waker);
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Err(err)) => {
-                    st.end(Err(Error::io(err)));
+                    self.finish(&mut *st, Err(Error::io(err)));
                     return Poll::Ready(Offer::Ended);
                 }
                 Poll::Ready(Ok(())) => {}
@@ -94,7 +106,7 @@ impl Shared {
                 Poll::Ready(Offer::Queued)
             }
             Err(err) => {
-                st.end(Err(err));
+                self.finish(&mut *st, Err(err));
                 Poll::Ready(Offer::Ended)
             }
         }
@@ -114,7 +126,7 @@ impl Shared {
                 true
             }
             Err(err) => {
-                st.end(Err(err));
+                self.finish(&mut *st, Err(err));
                 false
             }
         }

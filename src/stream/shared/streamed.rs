@@ -296,7 +296,7 @@ impl Shared {
             driver.poll_control(wakers)
         });
         if let Poll::Ready(Progress::Ended(outcome)) = progress {
-            st.end(outcome);
+            self.finish(&mut *st, outcome);
         }
     }
 
