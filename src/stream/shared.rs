@@ -338,7 +338,7 @@ impl Shared {
         match ready {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
             Poll::Ready(Err(err)) => {
-                self.finish(&mut *st, Err(Error::io(err)));
+                self.finish(&mut st, Err(Error::io(err)));
                 Poll::Ready(Err(st.ended_error()))
             }
             Poll::Pending => {
@@ -376,7 +376,7 @@ impl Shared {
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(err)) => {
-                self.finish(&mut *st, Err(Error::io(err)));
+                self.finish(&mut st, Err(Error::io(err)));
                 Poll::Ready(Err(st.ended_error()))
             }
             Poll::Pending => Poll::Pending,

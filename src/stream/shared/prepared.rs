@@ -90,7 +90,7 @@ impl Shared {
                     return Poll::Pending;
                 }
                 Poll::Ready(Err(err)) => {
-                    self.finish(&mut *st, Err(Error::io(err)));
+                    self.finish(&mut st, Err(Error::io(err)));
                     return Poll::Ready(Offer::Ended);
                 }
                 Poll::Ready(Ok(())) => {}
@@ -106,7 +106,7 @@ impl Shared {
                 Poll::Ready(Offer::Queued)
             }
             Err(err) => {
-                self.finish(&mut *st, Err(err));
+                self.finish(&mut st, Err(err));
                 Poll::Ready(Offer::Ended)
             }
         }
@@ -126,7 +126,7 @@ impl Shared {
                 true
             }
             Err(err) => {
-                self.finish(&mut *st, Err(err));
+                self.finish(&mut st, Err(err));
                 false
             }
         }
