@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the end-to-end comparison with other WebSocket libraries
-# (benches/compare/, about 3 minutes), the sans-io micro-benchmarks
+# (benches/compare/, about 3 minutes), their servers beside wsstream's
+# (benches/server/, about 7 minutes), one message to many connections
+# (benches/fanout/, about 6 minutes), the sans-io micro-benchmarks
 # (benches/core.rs, about 3 minutes) and the streamed-message benchmark
 # (benches/streamed.rs, about 3 minutes), then writes docs/benchmarks.md.
 #
@@ -18,6 +20,20 @@ echo "==> cargo bench --bench compare" >&2
 cargo bench --bench compare >"$work/compare.md"
 grep -q '^| workload ' "$work/compare.md" || {
   echo "compare printed no table" >&2
+  exit 1
+}
+
+echo "==> cargo bench --bench server" >&2
+cargo bench --bench server >"$work/server.md"
+grep -q '^| workload ' "$work/server.md" || {
+  echo "server printed no table" >&2
+  exit 1
+}
+
+echo "==> cargo bench --bench fanout" >&2
+cargo bench --bench fanout >"$work/fanout.md"
+grep -q '^| case ' "$work/fanout.md" || {
+  echo "fanout printed no table" >&2
   exit 1
 }
 
@@ -55,7 +71,7 @@ awk '
   cat <<'EOF'
 # Benchmarks
 
-Written by `bash scripts/benchmarks.sh`, which runs the three benchmarks below;
+Written by `bash scripts/benchmarks.sh`, which runs the five benchmarks below;
 each can also be run alone. [performance.md](performance.md) explains the
 figures: what the hot paths do and what holds the remaining gaps.
 
@@ -72,6 +88,73 @@ and the tables give the median of the rounds. The doc comment at the top of
 
 EOF
   cat "$work/compare.md"
+  cat <<'EOF'
+
+## wsstream as a server beside other Rust WebSocket servers
+
+`cargo bench --bench server` (`SERVER_QUICK=1` for a one-round smoke run
+with a tenth of the messages)
+
+Each library runs the same echo server, a spawned task per connection
+with `TCP_NODELAY` and library defaults (wsstream with
+`readable.forward(writable)`, tokio-tungstenite and tokio-websockets with
+one `Stream` + `Sink` loop that flushes when reading would block,
+fastwebsockets frame by frame through a buffered writer), and one load
+generator, written once, drives them all: raw TCP, the upgrade by hand,
+masked frames made before the run, the echoes parsed and checked by hand,
+and a fixed number of messages kept in flight on every connection. The
+workloads are those of uWebSockets' load_test that tokio-websockets' and
+fastwebsockets' READMEs chart: 100 connections × 20 B (32 messages in
+flight per connection), 10 × 1 KiB (64 in flight), 200 × 16 KiB (4 in
+flight) and 500 × 16 KiB (2 in flight); and 10,000 connections of which
+1,000 echo 32 B messages (32 in flight) while 9,000 stay idle, for the
+server's memory per idle connection. On the single-thread runtime the
+server is pinned to one core and the load generator to the other; on the
+multi-thread runtime (a worker per core) nothing is pinned, so the load
+generator shares the two cores with the server. Every measurement is a
+fresh server process, which reports its own CPU time (user + system) and
+memory before and after the timed run; each workload runs 5 rounds,
+every library once per round, and the tables give the medians. A run in
+which other processes took more than 10% of a core is made again. The
+doc comment at the top of [`benches/server/main.rs`](../benches/server/main.rs)
+describes the method in full.
+
+EOF
+  cat "$work/server.md"
+  cat <<'EOF'
+
+## Fan-out
+
+`cargo bench --bench fanout` (`FANOUT_QUICK=1` for a one-round smoke run
+with a tenth of the messages)
+
+One server sends the same binary message to every connection: 128 B and
+16 KiB to 1,000 and 10,000 connections, as a burst of messages, and 128 B
+to 10,000 connections one message every 10 ms. Five designs, each with
+its own server process pinned to one core, and one client process
+(written once: raw TCP, every frame's number, length and pattern checked)
+pinned to the other:
+
+- **wsstream `Broadcast`**: every connection's writable joins one
+  `Broadcast` (256 KiB per member, `Backpressure::Wait`); a burst is
+  `feed` for each message and one `flush`, a paced message is `send`;
+- **wsstream, a task per connection**: a `tokio::sync::broadcast` channel
+  of `PreparedMessage`, each connection's task queuing what the channel
+  has with `start_send_prepared` and flushing when it is empty;
+- **tokio-tungstenite, fastwebsockets, tokio-websockets**: the same channel
+  design with each library's own API, every task sending its own copy of
+  the message.
+
+CPU is the server's (user + system) from the moment every connection has
+joined to the client's last byte, divided by the messages delivered. The
+slow-consumer case sends 16 KiB to 1,000 connections of which 10 never
+read, one message every 30 ms, with a 64 KiB socket send buffer so that a
+silent client fills the kernel's buffers quickly. The doc comment at the
+top of [`benches/fanout/main.rs`](../benches/fanout/main.rs) describes the
+method in full.
+
+EOF
+  cat "$work/fanout.md"
   cat <<'EOF'
 
 ## The sans-io hot paths beside memcpy

@@ -1,5 +1,5 @@
-//! How the process-per-measurement benches (`compare`, `http2`) check the
-//! echoes they time.
+//! How the process-per-measurement benches (`compare`, `http2`, `server`)
+//! check the echoes they time.
 
 use std::fmt::Display;
 

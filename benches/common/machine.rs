@@ -1,6 +1,6 @@
-//! What the process-per-measurement benches (`compare`, `http2`) say about
-//! where they ran: the CPU, the kernel, the toolchain, wsstream's commit
-//! and the locked versions of the other crates.
+//! What the process-per-measurement benches (`compare`, `http2`, `server`)
+//! say about where they ran: the CPU, the kernel, the toolchain, wsstream's
+//! commit and the locked versions of the other crates.
 
 use std::fmt::Write as _;
 use std::fs;

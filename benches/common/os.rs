@@ -1,6 +1,6 @@
-//! What the process-per-measurement benches (`compare`, `http2`) share of
-//! the operating system: the runtime, the environment, CPU pinning, and the
-//! rusage and `/proc` figures each child reports.
+//! What the process-per-measurement benches (`compare`, `http2`, `server`)
+//! share of the operating system: the runtime, the environment, CPU
+//! pinning, and the rusage and `/proc` figures each child reports.
 
 use std::time::Duration;
 use std::{env, fs, io};
@@ -80,7 +80,7 @@ pub(crate) fn chosen_cpu(var: &str) -> usize {
 }
 
 /// A field of `/proc/self/status`, its value trimmed.
-fn status_field(name: &str) -> Option<String> {
+pub(crate) fn status_field(name: &str) -> Option<String> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()

@@ -1,5 +1,5 @@
-//! How the process-per-measurement benches (`compare`, `http2`) reduce
-//! rounds to one figure and write figures in their Markdown tables.
+//! How the process-per-measurement benches (`compare`, `http2`, `server`)
+//! reduce rounds to one figure and write figures in their Markdown tables.
 
 /// The median of `values` (the upper one of an even count); `None` when
 /// there are none.

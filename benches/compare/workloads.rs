@@ -1,5 +1,5 @@
-//! What is measured: the six workloads, their payloads, and the plan of a
-//! pipelined run.
+//! What is measured: the seven workloads, their payloads, and the plan of
+//! a pipelined run.
 
 use bytes::Bytes;
 
@@ -26,7 +26,7 @@ pub(super) struct Workload {
     pub(super) rate_target: f64,
 }
 
-/// The six workloads; counts chosen for 0.5-1 s a measurement here, and a
+/// The seven workloads; counts chosen for 0.5-1 s a measurement here, and a
 /// tenth of that (one round) in quick mode.
 pub(super) fn workloads(quick: bool) -> Vec<Workload> {
     let n = |full: usize| if quick { full / 10 } else { full };
@@ -56,6 +56,15 @@ pub(super) fn workloads(quick: bool) -> Vec<Workload> {
             1.05,
         ),
         pipelined("pipelined 1 MiB, 8 in flight", 1 << 20, 8, 800, 1.0),
+        Workload {
+            name: "100 connections × 400 round trips, 32 B",
+            size: 32,
+            shape: Shape::Connections {
+                conns: 100,
+                trips: if quick { 40 } else { 400 },
+            },
+            rate_target: 1.0,
+        },
         Workload {
             name: "1000 connections × 80 round trips, 32 B",
             size: 32,
