@@ -2,7 +2,7 @@
 //! tokio-websockets: the same echo server written with each library, one
 //! load generator for all of them, and Markdown tables on stdout.
 //!
-//! `cargo bench --bench server` (about 8 minutes on 2 cores, once built;
+//! `cargo bench --bench server` (about 7 minutes on 2 cores, once built;
 //! `SERVER_QUICK=1` for a smoke run of one round with a tenth of the
 //! messages, under a minute).
 //!
