@@ -262,33 +262,27 @@ impl Broadcast {
             // wake-up came from elsewhere: offer to all. (A member's end counts
             // as a write event: `Shared::finish`.)
             let mut moved = 0;
-            waiting.retain_mut(|member| {
-                let Some(shared) = member.weak.upgrade() else {
-                    moved += 1;
-                    return self.settle(&mut delivery, member.id, Offer::Ended);
-                };
-                let events = shared.write_events();
-                if events == member.events {
-                    return true;
-                }
-                moved += 1;
-                member.events = events;
-                match shared.offer(&message, self.max_buffered, Some(cx.waker()), write_now) {
-                    Poll::Pending => true,
-                    Poll::Ready(offer) => self.settle(&mut delivery, member.id, offer),
-                }
-            });
-            if moved == 0 {
+            let mut pass = |all: bool, moved: &mut usize| {
                 waiting.retain_mut(|member| {
                     let Some(shared) = member.weak.upgrade() else {
+                        *moved += 1;
                         return self.settle(&mut delivery, member.id, Offer::Ended);
                     };
-                    member.events = shared.write_events();
+                    let events = shared.write_events();
+                    if !all && events == member.events {
+                        return true;
+                    }
+                    *moved += 1;
+                    member.events = events;
                     match shared.offer(&message, self.max_buffered, Some(cx.waker()), write_now) {
                         Poll::Pending => true,
                         Poll::Ready(offer) => self.settle(&mut delivery, member.id, offer),
                     }
                 });
+            };
+            pass(false, &mut moved);
+            if moved == 0 {
+                pass(true, &mut moved);
             }
             if waiting.is_empty() {
                 Poll::Ready(())
