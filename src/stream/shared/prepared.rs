@@ -6,7 +6,8 @@ use std::task::{Poll, Waker};
 
 use super::{streamed, Phase, Shared};
 use crate::proto::PreparedMessage;
-use crate::stream::waker_set::Interest;
+use crate::stream::driver::Driver;
+use crate::stream::waker_set::{Interest, WakerSet};
 use crate::Error;
 
 /// What became of a message a broadcast offered one connection.
@@ -67,18 +68,19 @@ impl Shared {
         let fits = |buffered: usize| buffered == 0 || buffered + message.len() <= max_buffered;
         if !fits(driver.proto.buffered()) {
             // Written since anyone last polled? Write what the socket takes.
-            let room = match waiter {
-                Some(waker) => self.wakers.poll(waker, Interest::Write, |wakers| {
-                    match driver.poll_write_queued(wakers.write()) {
-                        Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-                        _ if fits(driver.proto.buffered()) => Poll::Ready(Ok(())),
-                        _ => Poll::Pending,
-                    }
-                }),
-                None => match driver.poll_write_queued(self.wakers.write()) {
+            let make_room =
+                |driver: &mut Driver, write: &WakerSet| match driver.poll_write_queued(write) {
                     Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
                     _ if fits(driver.proto.buffered()) => Poll::Ready(Ok(())),
-                    _ => return Poll::Ready(Offer::Full),
+                    _ => Poll::Pending,
+                };
+            let room = match waiter {
+                Some(waker) => self.wakers.poll(waker, Interest::Write, |wakers| {
+                    make_room(driver, wakers.write())
+                }),
+                None => match make_room(driver, self.wakers.write()) {
+                    Poll::Pending => return Poll::Ready(Offer::Full),
+                    room => room,
                 },
             };
             match room {
