@@ -148,9 +148,14 @@ async fn shared_compression_reaches_clients_of_every_deflate_setting() {
         let texts: Vec<String> = (0..30)
             .map(|i| format!("{{\"seq\":{i},\"price\":{}}}", 100 + i).repeat(1 + i * 7))
             .collect();
-        for text in &texts {
+        // Half one by one, half as a batch: a connection with deflate
+        // takes a batch message by message, each compressed once.
+        for text in &texts[..15] {
             within(broadcast.send(Message::text(text.clone()))).await;
         }
+        let delivery =
+            within(broadcast.send_batch(texts[15..].iter().cloned().map(Message::text))).await;
+        assert_eq!(delivery.queued, 4 * 15, "{delivery:?}");
         for mut client in clients {
             for text in &texts {
                 let message = within(client.readable.next()).await.unwrap().unwrap();
@@ -424,4 +429,103 @@ async fn a_fed_burst_waits_for_flush_then_arrives_whole_and_in_order() {
         let message = within(client.readable.next()).await.unwrap().unwrap();
         assert_eq!(number(&message), 0);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_reaches_every_member_whole_and_in_order() {
+    let broadcast = Broadcast::new(4 << 20, Backpressure::Wait);
+    let clients = members(&broadcast, 20, ServerOptions::default(), Options::default()).await;
+    // Small and large messages mixed: a member's part of the batch is
+    // written 16 KiB at a time and after its last message.
+    let size = |i: u32| 10 + (i as usize * 7919) % 20_000;
+    let delivery = within(broadcast.send_batch((0..300).map(|i| numbered(i, size(i))))).await;
+    assert_eq!(delivery.queued, 20 * 300, "{delivery:?}");
+    for mut client in clients {
+        for i in 0..300u32 {
+            let message = within(client.readable.next()).await.unwrap().unwrap();
+            assert_eq!(number(&message), i);
+            assert_eq!(message.len(), size(i).max(4));
+        }
+    }
+}
+
+#[tokio::test]
+async fn under_wait_a_batch_waits_at_the_message_that_did_not_fit_and_resumes_there() {
+    const BOUND: usize = 64 * 1024;
+    let broadcast = Broadcast::new(BOUND, Backpressure::Wait);
+    let (_fast_writable, _fast_ws, mut fast) = piped_member(&broadcast, 1 << 20).await;
+    let (_slow_writable, _slow_ws, mut slow) = piped_member(&broadcast, 16 * 1024).await;
+    // 200 KiB: more than the slow member's pipe and bound hold.
+    let batch = broadcast.send_batch((0..200u32).map(|i| numbered(i, 1024)));
+    let mut batch = std::pin::pin!(batch);
+    assert!(
+        futures::poll!(batch.as_mut()).is_pending(),
+        "the batch did not wait for the slow member"
+    );
+    // The fast member has the whole batch already.
+    for i in 0..200u32 {
+        let message = within(fast.readable.next()).await.unwrap().unwrap();
+        assert_eq!(number(&message), i);
+    }
+    // The slow one reads; the batch goes on where it stopped, and it
+    // misses nothing.
+    let reader = tokio::spawn(async move {
+        for i in 0..200u32 {
+            let message = within(slow.readable.next()).await.unwrap().unwrap();
+            assert_eq!(number(&message), i);
+        }
+    });
+    let delivery = within(batch).await;
+    assert_eq!(delivery.queued, 400, "{delivery:?}");
+    within(reader).await.unwrap();
+}
+
+#[tokio::test]
+async fn under_drop_and_close_a_batch_counts_as_the_sends_would() {
+    // Drop: the member skips what does not fit and gets, in order, what
+    // did; once its backlog is read, it takes messages again.
+    let broadcast = Broadcast::new(32 * 1024, Backpressure::Drop);
+    let (mut server, _ws, client) = piped_member(&broadcast, 16 * 1024).await;
+    let delivery = broadcast
+        .send_batch((0..500u32).map(|i| numbered(i, 1024)))
+        .await;
+    assert_eq!(delivery.queued + delivery.dropped, 500, "{delivery:?}");
+    assert!(delivery.dropped > 0 && delivery.queued > 32, "{delivery:?}");
+    let mut readable = client.readable;
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Some(Ok(message)) = readable.next().await {
+            got.push(number(&message));
+        }
+        got
+    });
+    within(async {
+        while broadcast.send(numbered(500, 1024)).await.queued == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    within(server.close()).await.unwrap();
+    let got = within(reader).await.unwrap();
+    assert_eq!(got.len(), delivery.queued + 1);
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order: {got:?}");
+    assert_eq!(got.last(), Some(&500));
+
+    // Close: the member counts once, is closed after what it took, and
+    // gets nothing after that point.
+    let broadcast = Broadcast::new(32 * 1024, Backpressure::Close(CloseCode::TRY_AGAIN_LATER));
+    let (_server, client_ws, client) = piped_member(&broadcast, 16 * 1024).await;
+    let delivery = broadcast
+        .send_batch((0..500u32).map(|i| numbered(i, 1024)))
+        .await;
+    assert_eq!(delivery.closed, 1, "{delivery:?}");
+    assert_eq!(delivery.dropped + delivery.ended, 0, "{delivery:?}");
+    assert!(broadcast.is_empty());
+    let mut readable = client.readable;
+    for i in 0..delivery.queued as u32 {
+        let message = within(readable.next()).await.unwrap().unwrap();
+        assert_eq!(number(&message), i);
+    }
+    assert!(within(readable.next()).await.is_none());
+    assert_eq!(within(client_ws.closed()).await.unwrap().code, 1013);
 }

@@ -36,6 +36,7 @@ pub use message::{
 };
 pub use outqueue::OutQueue;
 pub use prepared::PreparedMessage;
+pub(crate) use prepared::{frame_runs, FrameRun};
 pub use utf8::{InvalidUtf8, Utf8Validator};
 
 /// Which end of the connection we are: it decides who masks.

@@ -135,6 +135,50 @@ impl PreparedMessage {
     }
 }
 
+/// Consecutive messages of a batch whose plain server frames are joined
+/// in one `Bytes`: a server connection without permessage-deflate queues
+/// the run as one shared chunk, where message by message it would copy
+/// each small frame into its queue.
+pub(crate) struct FrameRun {
+    /// How many messages of the batch the run holds, in order.
+    pub(crate) count: usize,
+    pub(crate) frames: Bytes,
+}
+
+/// Cuts `messages` into runs whose joined frames hold at most `max` bytes
+/// (a larger frame is a run of its own, shared as it is).
+pub(crate) fn frame_runs(messages: &[PreparedMessage], max: usize) -> Vec<FrameRun> {
+    let mut runs = Vec::new();
+    let mut joined = BytesMut::new();
+    let mut count = 0;
+    for message in messages {
+        let frame = message.server_frame();
+        if count > 0 && joined.len() + frame.len() > max {
+            runs.push(FrameRun {
+                count,
+                frames: joined.split().freeze(),
+            });
+            count = 0;
+        }
+        if count == 0 && frame.len() >= max {
+            runs.push(FrameRun {
+                count: 1,
+                frames: frame.clone(),
+            });
+            continue;
+        }
+        joined.extend_from_slice(frame);
+        count += 1;
+    }
+    if count > 0 {
+        runs.push(FrameRun {
+            count,
+            frames: joined.freeze(),
+        });
+    }
+    runs
+}
+
 /// One unmasked frame: header and payload in one buffer.
 fn frame(opcode: OpCode, rsv: u8, payload: &[u8]) -> Bytes {
     let header = FrameHeader {

@@ -55,6 +55,55 @@ fn every_server_connection_shares_one_encoded_frame() {
 }
 
 #[test]
+fn a_batch_in_runs_puts_on_the_wire_what_its_messages_would_one_by_one() {
+    let batch: Vec<PreparedMessage> = (0..300usize)
+        .map(|i| PreparedMessage::new(Message::binary(vec![i as u8; (i * 37) % 700])))
+        .chain(messages().into_iter().map(PreparedMessage::new))
+        .collect();
+    let mut one_by_one = Connection::new(Role::Server, Limits::default());
+    for message in &batch {
+        one_by_one.send_prepared(message).unwrap();
+    }
+    let want = wire_of(&mut one_by_one);
+    let runs = super::frame_runs(&batch, 4096);
+    assert_eq!(runs.iter().map(|run| run.count).sum::<usize>(), batch.len());
+    // Runs hold at most the limit, but for a large frame alone, which is
+    // the message's shared frame itself.
+    for run in &runs {
+        assert!(
+            run.frames.len() <= 4096 || run.count == 1,
+            "{}",
+            run.frames.len()
+        );
+    }
+    let large = runs.last().unwrap();
+    assert_eq!(
+        large.frames.as_ptr(),
+        batch.last().unwrap().server_frame().as_ptr()
+    );
+    let mut conn = Connection::new(Role::Server, Limits::default());
+    for run in &runs {
+        assert!(conn.send_frame_run(&run.frames));
+    }
+    assert_eq!(wire_of(&mut conn), want);
+    // Where sending one by one would not queue the plain frames, a run
+    // queues nothing: a client masks, a fragmented message is under way.
+    let mut client = Connection::new(Role::Client, Limits::default());
+    assert!(!client.send_frame_run(&runs[0].frames));
+    let mut busy = Connection::new(Role::Server, Limits::default());
+    busy.send_fragment(
+        crate::proto::MessageKind::Text,
+        Bytes::from_static(b"a"),
+        false,
+    )
+    .unwrap();
+    assert!(!busy.send_frame_run(&runs[0].frames));
+    let mut closing = Connection::new(Role::Server, Limits::default());
+    assert!(closing.close(None));
+    assert!(!closing.send_frame_run(&runs[0].frames));
+}
+
+#[test]
 fn a_client_masks_each_prepared_message_itself() {
     let prepared = PreparedMessage::new(Message::text("same text, two keys"));
     let mut server = Connection::new(Role::Server, Limits::default());
@@ -158,6 +207,13 @@ mod deflate {
             assert!(frame.is_some());
         }
         assert_eq!(calls.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_connection_with_deflate_takes_a_batch_message_by_message() {
+        let message = PreparedMessage::new(Message::text("x".repeat(100)));
+        let frames = message.server_frame().clone();
+        assert!(!server(true, 15).send_frame_run(&frames));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::io;
 use std::task::{ready, Poll};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::options::ConnConfig;
 use super::read_buffer::ReadBuffer;
@@ -111,6 +111,27 @@ impl Driver {
         self.proto
             .send_prepared(message)
             .map_err(|_| Error::Closed)?;
+        self.write_fed(write_now, write)
+    }
+
+    /// Queues a run of a batch's messages as one chunk, if the connection
+    /// sends them as their plain frames (see `Connection::send_frame_run`),
+    /// and writes like [`send_broadcast`](Self::send_broadcast) without
+    /// `write_now`. `Ok(None)` when the run must go message by message.
+    pub(crate) fn send_broadcast_run(
+        &mut self,
+        frames: &Bytes,
+        write: &WakerSet,
+    ) -> Result<Option<bool>, Error> {
+        if !self.proto.send_frame_run(frames) {
+            return Ok(None);
+        }
+        self.write_fed(false, write).map(Some)
+    }
+
+    /// After a broadcast queued something: writes with `write_now`, or once
+    /// [`FEED_BATCH`] bytes wait.
+    fn write_fed(&mut self, write_now: bool, write: &WakerSet) -> Result<bool, Error> {
         // A backlog is being written as the socket takes it, by whoever
         // polls on write readiness: trying again now would only find the
         // socket full.

@@ -1,6 +1,8 @@
 //! Sending a [`PreparedMessage`]: a server queues the frame the message
 //! encoded once, shared with every other connection that sends it.
 
+use bytes::Bytes;
+
 use super::{Connection, SendError};
 use crate::proto::prepared::PreparedMessage;
 use crate::proto::Role;
@@ -38,5 +40,22 @@ impl Connection {
         }
         self.out.push_encoded(message.server_frame());
         Ok(())
+    }
+
+    /// Queues a run of prepared messages' joined plain frames as one
+    /// shared chunk, when that is what sending each message would queue: a
+    /// server, between messages, not closing, without permessage-deflate.
+    /// Otherwise queues nothing and returns `false`: the messages go one by
+    /// one.
+    pub(crate) fn send_frame_run(&mut self, frames: &Bytes) -> bool {
+        #[cfg(feature = "deflate")]
+        if self.deflate.is_some() {
+            return false;
+        }
+        if self.role == Role::Client || self.sending.is_some() || self.close_sent {
+            return false;
+        }
+        self.out.push_encoded(frames);
+        true
     }
 }

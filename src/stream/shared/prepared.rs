@@ -4,8 +4,10 @@
 
 use std::task::{Poll, Waker};
 
-use super::{streamed, Phase, Shared};
-use crate::proto::PreparedMessage;
+use super::{streamed, Phase, Shared, State};
+use bytes::Bytes;
+
+use crate::proto::{FrameRun, PreparedMessage};
 use crate::stream::driver::Driver;
 use crate::stream::waker_set::{Interest, WakerSet};
 use crate::Error;
@@ -55,7 +57,92 @@ impl Shared {
         waiter: Option<&Waker>,
         write_now: bool,
     ) -> Poll<Offer> {
+        self.offer_locked(&mut self.lock(), message, max_buffered, waiter, write_now)
+    }
+
+    /// Offers `messages` in turn under one lock, none of them waiting (a
+    /// full queue answers `Full`), and with `write`, writes what the socket
+    /// takes once they are queued (else only once a batch waits). `runs`
+    /// cuts the messages into runs of joined frames (or is empty): a run
+    /// that fits the queue whole goes in as one chunk where the connection
+    /// allows it. `decide` hears each message's offer and says whether to
+    /// go on (a queued message always goes on); returns how many messages
+    /// were offered.
+    pub(crate) fn offer_batch(
+        &self,
+        messages: &[PreparedMessage],
+        runs: &[FrameRun],
+        max_buffered: usize,
+        write: bool,
+        mut decide: impl FnMut(Offer) -> bool,
+    ) -> usize {
         let mut st = self.lock();
+        let mut runs = runs.iter();
+        let mut offered = 0;
+        'messages: while offered < messages.len() {
+            let run = runs.next();
+            let end = run.map_or(messages.len(), |run| {
+                (offered + run.count).min(messages.len())
+            });
+            if run.is_some_and(|run| self.queue_run(&mut st, &run.frames, max_buffered)) {
+                for _ in offered..end {
+                    decide(Offer::Queued);
+                }
+                offered = end;
+                continue;
+            }
+            while offered < end {
+                let message = &messages[offered];
+                offered += 1;
+                let offer = match self.offer_locked(&mut st, message, max_buffered, None, false) {
+                    Poll::Ready(offer) => offer,
+                    Poll::Pending => Offer::Full,
+                };
+                if !decide(offer) {
+                    break 'messages;
+                }
+            }
+        }
+        if write {
+            self.flush_locked(&mut st);
+        }
+        offered
+    }
+
+    /// Queues a run's joined frames as one chunk if they fit under
+    /// `max_buffered` and the connection sends the messages as their plain
+    /// frames; `false` if the run must go message by message.
+    fn queue_run(&self, st: &mut State, frames: &Bytes, max_buffered: usize) -> bool {
+        let Phase::Open(driver) = &mut st.phase else {
+            return false;
+        };
+        if driver.proto.buffered() + frames.len() > max_buffered {
+            return false;
+        }
+        match driver.send_broadcast_run(frames, self.wakers.write()) {
+            Ok(None) => false,
+            Ok(Some(backlogged)) => {
+                if backlogged {
+                    st.wake_readers();
+                }
+                true
+            }
+            Err(err) => {
+                // The messages then find the connection over.
+                self.finish(st, Err(err));
+                false
+            }
+        }
+    }
+
+    fn offer_locked(
+        &self,
+        st: &mut State,
+        message: &PreparedMessage,
+        max_buffered: usize,
+        waiter: Option<&Waker>,
+        write_now: bool,
+    ) -> Poll<Offer> {
         let Phase::Open(driver) = &mut st.phase else {
             return Poll::Ready(Offer::Ended);
         };
@@ -92,7 +179,7 @@ impl Shared {
                     return Poll::Pending;
                 }
                 Poll::Ready(Err(err)) => {
-                    self.finish(&mut st, Err(Error::io(err)));
+                    self.finish(st, Err(Error::io(err)));
                     return Poll::Ready(Offer::Ended);
                 }
                 Poll::Ready(Ok(())) => {}
@@ -108,7 +195,7 @@ impl Shared {
                 Poll::Ready(Offer::Queued)
             }
             Err(err) => {
-                self.finish(&mut st, Err(err));
+                self.finish(st, Err(err));
                 Poll::Ready(Offer::Ended)
             }
         }
@@ -117,7 +204,10 @@ impl Shared {
     /// Writes what the socket takes of what broadcasts fed this connection;
     /// `false` if the connection is over.
     pub(crate) fn flush_broadcast(&self) -> bool {
-        let mut st = self.lock();
+        self.flush_locked(&mut self.lock())
+    }
+
+    fn flush_locked(&self, st: &mut State) -> bool {
         let Phase::Open(driver) = &mut st.phase else {
             return false;
         };
@@ -128,7 +218,7 @@ impl Shared {
                 true
             }
             Err(err) => {
-                self.finish(&mut st, Err(err));
+                self.finish(st, Err(err));
                 false
             }
         }
