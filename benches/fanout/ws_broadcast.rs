@@ -50,32 +50,30 @@ impl Fanout for WsBroadcast {
         });
     }
 
-    /// `feed(message).await` for each message of a burst and one `flush`
-    /// after it, or `send(message).await` for each paced message; the
-    /// `SENT` line has the `Delivery` counts summed over the run.
+    /// A burst is one `send_batch` of all its messages (built before the
+    /// send, as a channel design's burst is in its channel); a paced
+    /// message is `send(message).await`. The `SENT` line has the
+    /// `Delivery` counts summed over the run.
     async fn broadcast(&self, case: &Case, count: usize, size: usize) -> String {
         let messages = Messages::new(size);
+        let message = |n: u64| Message::binary(messages.payload(n));
         let mut total = Delivery::default();
-        let mut pace = Pace::new(case);
-        // A burst is fed and flushed once; a paced feed sends each
-        // message alone, written at once.
-        let burst = case.tick().is_none();
-        for n in 0..count as u64 {
-            pace.next().await;
-            let message = Message::binary(messages.payload(n));
-            let delivery = if burst {
-                self.group.feed(message).await
-            } else {
-                self.group.send(message).await
-            };
+        let mut add = |delivery: Delivery| {
             total.queued += delivery.queued;
             total.dropped += delivery.dropped;
             total.closed += delivery.closed;
             total.busy += delivery.busy;
             total.ended += delivery.ended;
-        }
-        if burst {
-            self.group.flush();
+        };
+        match case.tick() {
+            None => add(self.group.send_batch((0..count as u64).map(message)).await),
+            Some(_) => {
+                let mut pace = Pace::new(case);
+                for n in 0..count as u64 {
+                    pace.next().await;
+                    add(self.group.send(message(n)).await);
+                }
+            }
         }
         format!(
             "queued={} dropped={} closed={} busy={} ended={}",
