@@ -4,6 +4,8 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use bytes::Bytes;
 use std::task::Poll;
 
 use super::driver::FEED_BATCH;
@@ -219,15 +221,18 @@ impl Broadcast {
     }
 
     /// Sends several messages to every member, in order, as
-    /// [`send`](Self::send) would one after the other, but member by
-    /// member: each member takes the whole batch at one visit, with one
-    /// system call (or one per 16 KiB), where a burst of `send`s or
-    /// [`feed`](Self::feed)s visits every member once per message. For a
-    /// burst that is at hand at once (a snapshot, the ticks since the last
-    /// round); the fastest way to send many small messages to many
-    /// connections.
+    /// [`send`](Self::send) would one after the other, but 16 KiB at a
+    /// time: each member takes up to 16 KiB of the batch at one visit, with
+    /// one system call, where a burst of `send`s or [`feed`](Self::feed)s
+    /// visits every member once per message. For a burst that is at hand
+    /// at once (a snapshot, the ticks since the last round); the fastest
+    /// way to send many small messages to many connections.
     ///
-    /// Each message is encoded once. The [`Delivery`] adds up what became
+    /// Each message is encoded once, and small ones are joined: a member
+    /// without permessage-deflate queues the joined frames as one shared
+    /// buffer rather than a copy of each. Under [`Backpressure::Wait`], a
+    /// full member holds up the batch at the 16 KiB it could not take, as
+    /// it would hold up `send`. The [`Delivery`] adds up what became
     /// of each message for each member, as the `send`s would have: a member
     /// that took three messages counts three in `queued`. A member closed
     /// under [`Backpressure::Close`], or found ended, counts once and gets
@@ -296,14 +301,43 @@ impl Broadcast {
         }
     }
 
-    /// Offers `batch` (cut into `runs` of joined frames, or not) to every
-    /// member, member by member, then waits for the members that were full
-    /// under `Wait`. With `write`, each member
-    /// is written to once its part of the batch is queued; without, only
-    /// once 16 KiB wait (the rest is for `flush`).
+    /// Offers `batch` to every member a chunk at a time: a run of joined
+    /// frames (`runs`), or one message when there are none. Each chunk goes
+    /// to every member at one visit (one lock, one write), then waits for
+    /// the members that were full under `Wait`, before the next chunk: a
+    /// burst of small messages costs each member a visit per 16 KiB rather
+    /// than per message, and sockets drain between chunks. With `write`,
+    /// each visit writes what the socket takes; without, only once 16 KiB
+    /// wait (the rest is for `flush`).
     async fn deliver(&self, batch: &[PreparedMessage], runs: &[FrameRun], write: bool) -> Delivery {
         let mut delivery = Delivery::default();
-        let mut waiting = self.offer_all(batch, runs, write, &mut delivery);
+        let chunk = |i: usize| match runs {
+            [] => (i < batch.len()).then_some(1),
+            runs => runs.get(i).map(|run| run.count),
+        };
+        let mut start = 0;
+        for (i, count) in (0..).map_while(|i| chunk(i).map(|count| (i, count))) {
+            let messages = batch.get(start..start + count).unwrap_or_default();
+            let run = runs.get(i).map(|run| &run.frames);
+            let waiting = self.offer_all(messages, run, write, &mut delivery);
+            if !waiting.is_empty() {
+                self.wait_for(waiting, messages, write, &mut delivery).await;
+            }
+            start += count;
+        }
+        delivery
+    }
+
+    /// Offers each member that was full under `Wait` the rest of
+    /// `messages` as its socket makes room, until every one has taken them
+    /// all or ended.
+    async fn wait_for(
+        &self,
+        mut waiting: Vec<Waiting>,
+        messages: &[PreparedMessage],
+        write: bool,
+        delivery: &mut Delivery,
+    ) {
         poll_fn(|cx| {
             // First only the members whose socket had a write event since
             // they were offered the message: with thousands waiting, a
@@ -315,7 +349,7 @@ impl Broadcast {
                 waiting.retain_mut(|member| {
                     let Some(shared) = member.weak.upgrade() else {
                         *moved += 1;
-                        return self.settle(&mut delivery, member.id, Offer::Ended);
+                        return self.settle(delivery, member.id, Offer::Ended);
                     };
                     let events = shared.write_events();
                     if !all && events == member.events {
@@ -323,15 +357,15 @@ impl Broadcast {
                     }
                     *moved += 1;
                     member.events = events;
-                    // The member takes the rest of the batch in order, as
-                    // far as it has room.
-                    while let Some(message) = batch.get(member.next) {
-                        let last = member.next + 1 == batch.len();
+                    // The member takes the rest in order, as far as it has
+                    // room.
+                    while let Some(message) = messages.get(member.next) {
+                        let last = member.next + 1 == messages.len();
                         let waker = Some(cx.waker());
                         match shared.offer(message, self.max_buffered, waker, write && last) {
                             Poll::Pending => return true,
                             Poll::Ready(Offer::Ended) => {
-                                return self.settle(&mut delivery, member.id, Offer::Ended)
+                                return self.settle(delivery, member.id, Offer::Ended)
                             }
                             Poll::Ready(offer) => delivery.count(offer),
                         }
@@ -351,7 +385,6 @@ impl Broadcast {
             }
         })
         .await;
-        delivery
     }
 
     /// Counts what became of a member that waited, removing it if its
@@ -364,13 +397,13 @@ impl Broadcast {
         false
     }
 
-    /// Offers `batch` to every member once, member by member (one lock and
-    /// one write each, with the member's state hot); returns the members
-    /// that were full under `Wait`, each with the message it waits for.
+    /// Offers `messages` (with `run`, their frames joined) to every member
+    /// once, one visit each; returns the members that were full under
+    /// `Wait`, each with the message it waits for.
     fn offer_all(
         &self,
-        batch: &[PreparedMessage],
-        runs: &[FrameRun],
+        messages: &[PreparedMessage],
+        run: Option<&Bytes>,
         write: bool,
         delivery: &mut Delivery,
     ) -> Vec<Waiting> {
@@ -390,9 +423,9 @@ impl Broadcast {
                 group.vacate(index as u32);
                 continue;
             };
-            // What stopped the member's batch, if anything did.
+            // What stopped the member's messages, if anything did.
             let mut stopped = None;
-            let offered = shared.offer_batch(batch, runs, self.max_buffered, write, |offer| {
+            let offered = shared.offer_batch(messages, run, self.max_buffered, write, |offer| {
                 match (offer, self.policy) {
                     (Offer::Full, Backpressure::Drop) => delivery.dropped += 1,
                     (Offer::Full, _) | (Offer::Ended, _) => {
@@ -436,7 +469,7 @@ struct Waiting {
     weak: Weak<Shared>,
     /// Its socket's write events when it was last offered the message.
     events: usize,
-    /// The message of the batch it waits for.
+    /// The message it waits for, in the chunk being sent.
     next: usize,
 }
 

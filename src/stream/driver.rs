@@ -132,10 +132,7 @@ impl Driver {
     /// After a broadcast queued something: writes with `write_now`, or once
     /// [`FEED_BATCH`] bytes wait.
     fn write_fed(&mut self, write_now: bool, write: &WakerSet) -> Result<bool, Error> {
-        // A backlog is being written as the socket takes it, by whoever
-        // polls on write readiness: trying again now would only find the
-        // socket full.
-        if self.backlog || (!write_now && self.proto.buffered() < FEED_BATCH) {
+        if !write_now && self.proto.buffered() < FEED_BATCH {
             return Ok(false);
         }
         self.write_broadcast(write)
@@ -148,7 +145,10 @@ impl Driver {
     /// waits for read readiness only, and must be woken to wait for write
     /// readiness too.
     pub(crate) fn write_broadcast(&mut self, write: &WakerSet) -> Result<bool, Error> {
-        if self.proto.buffered() == 0 {
+        // A backlog is being written as the socket takes it, by whoever
+        // polls on write readiness: trying again now would only find the
+        // socket full (a system call for nothing).
+        if self.backlog || self.proto.buffered() == 0 {
             return Ok(false);
         }
         match self.poll_write_queued(write) {

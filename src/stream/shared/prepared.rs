@@ -7,7 +7,7 @@ use std::task::{Poll, Waker};
 use super::{streamed, Phase, Shared, State};
 use bytes::Bytes;
 
-use crate::proto::{FrameRun, PreparedMessage};
+use crate::proto::PreparedMessage;
 use crate::stream::driver::Driver;
 use crate::stream::waker_set::{Interest, WakerSet};
 use crate::Error;
@@ -60,47 +60,36 @@ impl Shared {
         self.offer_locked(&mut self.lock(), message, max_buffered, waiter, write_now)
     }
 
-    /// Offers `messages` in turn under one lock, none of them waiting (a
-    /// full queue answers `Full`), and with `write`, writes what the socket
-    /// takes once they are queued (else only once a batch waits). `runs`
-    /// cuts the messages into runs of joined frames (or is empty): a run
-    /// that fits the queue whole goes in as one chunk where the connection
-    /// allows it. `decide` hears each message's offer and says whether to
-    /// go on (a queued message always goes on); returns how many messages
-    /// were offered.
+    /// Offers `messages` (consecutive messages of a batch) in turn under
+    /// one lock, none of them waiting (a full queue answers `Full`), and
+    /// with `write`, writes what the socket takes once they are queued
+    /// (else only once a batch waits). `run`, their frames joined, goes in
+    /// as one chunk if it fits the queue whole and the connection allows
+    /// it. `decide` hears each message's offer and says whether to go on (a
+    /// queued message always goes on); returns how many messages were
+    /// offered.
     pub(crate) fn offer_batch(
         &self,
         messages: &[PreparedMessage],
-        runs: &[FrameRun],
+        run: Option<&Bytes>,
         max_buffered: usize,
         write: bool,
         mut decide: impl FnMut(Offer) -> bool,
     ) -> usize {
         let mut st = self.lock();
-        let mut runs = runs.iter();
         let mut offered = 0;
-        'messages: while offered < messages.len() {
-            let run = runs.next();
-            let end = run.map_or(messages.len(), |run| {
-                (offered + run.count).min(messages.len())
-            });
-            if run.is_some_and(|run| self.queue_run(&mut st, &run.frames, max_buffered)) {
-                for _ in offered..end {
-                    decide(Offer::Queued);
-                }
-                offered = end;
-                continue;
-            }
-            while offered < end {
-                let message = &messages[offered];
-                offered += 1;
-                let offer = match self.offer_locked(&mut st, message, max_buffered, None, false) {
-                    Poll::Ready(offer) => offer,
-                    Poll::Pending => Offer::Full,
-                };
-                if !decide(offer) {
-                    break 'messages;
-                }
+        if run.is_some_and(|frames| self.queue_run(&mut st, frames, max_buffered)) {
+            offered = messages.len();
+            (0..offered).for_each(|_| _ = decide(Offer::Queued));
+        }
+        while let Some(message) = messages.get(offered) {
+            offered += 1;
+            let offer = match self.offer_locked(&mut st, message, max_buffered, None, false) {
+                Poll::Ready(offer) => offer,
+                Poll::Pending => Offer::Full,
+            };
+            if !decide(offer) {
+                break;
             }
         }
         if write {
