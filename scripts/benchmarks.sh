@@ -136,8 +136,8 @@ its own server process pinned to one core, and one client process
 pinned to the other:
 
 - **wsstream `Broadcast`**: every connection's writable joins one
-  `Broadcast` (256 KiB per member, `Backpressure::Wait`); a burst is
-  `feed` for each message and one `flush`, a paced message is `send`;
+  `Broadcast` (256 KiB per member, `Backpressure::Wait`); a burst is one
+  `send_batch` of its messages, a paced message is `send`;
 - **wsstream, a task per connection**: a `tokio::sync::broadcast` channel
   of `PreparedMessage`, each connection's task queuing what the channel
   has with `start_send_prepared` and flushing when it is empty;

@@ -18,9 +18,8 @@
 //!   VmHWM (`/proc/self/clear_refs`), so the peak after the broadcast is
 //!   the broadcast's.
 //! - **wsstream `Broadcast`**: every writable joins one `Broadcast`
-//!   (256 KiB per member, `Backpressure::Wait`); a burst is
-//!   `feed(message).await` per message and one `flush()`, a paced message
-//!   `send(message).await`. **The other designs** are what a user without `Broadcast`
+//!   (256 KiB per member, `Backpressure::Wait`); a burst is one
+//!   `send_batch` of its messages, a paced message `send(message).await`. **The other designs** are what a user without `Broadcast`
 //!   writes: a tokio broadcast channel (of `PreparedMessage`s for
 //!   wsstream, `Bytes` for the peers) and a task per connection that
 //!   sends every message the channel holds and flushes once it is empty.

@@ -241,7 +241,8 @@ fn designs() -> String {
         "- Every server: one current-thread runtime, `TCP_NODELAY`, library defaults otherwise; a \
          task per connection that reads (and drops) what the client sends\n\
          - wsstream Broadcast: `Broadcast::new({max} KiB, Backpressure::Wait)` (slow consumer: `Drop`, and \
-         `Close(CloseCode::TRY_AGAIN_LATER)`), `send(message).await` per message\n\
+         `Close(CloseCode::TRY_AGAIN_LATER)`), `send_batch` of the whole burst, `send(message).await` per \
+         paced message\n\
          - The others: a tokio broadcast channel with room for the whole burst (capacity ≥ count; \
          {SLOW_CAPACITY} in the slow-consumer case), and in each connection's task a `select!` over \
          `recv()` and the connection's reading. wsstream task per connection: a channel of \
