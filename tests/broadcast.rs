@@ -261,6 +261,20 @@ async fn under_drop_a_slow_member_holds_no_more_than_the_bound_and_gets_what_was
     );
     assert!(queued.len() * frame > BOUND, "{} queued", queued.len());
     // Every message queued arrives, in order; the dropped ones do not.
+    queued.push(1000);
+    let got = read_all_then_one_more(&broadcast, &mut server, client, numbered(1000, SIZE)).await;
+    assert_eq!(got, queued);
+}
+
+/// Reads every message `client` gets while `broadcast` sends `last` until
+/// the member (its backlog read) takes it again, then closes the member's
+/// `server` side; returns the numbers read.
+async fn read_all_then_one_more(
+    broadcast: &Broadcast,
+    server: &mut wsstream::Writable,
+    client: Opened,
+    last: Message,
+) -> Vec<u32> {
     let mut readable = client.readable;
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
@@ -269,16 +283,14 @@ async fn under_drop_a_slow_member_holds_no_more_than_the_bound_and_gets_what_was
         }
         got
     });
-    // Once the backlog is read, the member takes messages again.
     within(async {
-        while broadcast.send(numbered(1000, SIZE)).await.queued == 0 {
+        while broadcast.send(last.clone()).await.queued == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     })
     .await;
-    queued.push(1000);
     within(server.close()).await.unwrap();
-    assert_eq!(within(reader).await.unwrap(), queued);
+    within(reader).await.unwrap()
 }
 
 #[tokio::test]
@@ -493,22 +505,7 @@ async fn under_drop_and_close_a_batch_counts_as_the_sends_would() {
         .await;
     assert_eq!(delivery.queued + delivery.dropped, 500, "{delivery:?}");
     assert!(delivery.dropped > 0 && delivery.queued > 32, "{delivery:?}");
-    let mut readable = client.readable;
-    let reader = tokio::spawn(async move {
-        let mut got = Vec::new();
-        while let Some(Ok(message)) = readable.next().await {
-            got.push(number(&message));
-        }
-        got
-    });
-    within(async {
-        while broadcast.send(numbered(500, 1024)).await.queued == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await;
-    within(server.close()).await.unwrap();
-    let got = within(reader).await.unwrap();
+    let got = read_all_then_one_more(&broadcast, &mut server, client, numbered(500, 1024)).await;
     assert_eq!(got.len(), delivery.queued + 1);
     assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order: {got:?}");
     assert_eq!(got.last(), Some(&500));
