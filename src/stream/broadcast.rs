@@ -72,7 +72,7 @@ pub struct Delivery {
 /// that sends, without waking the members' tasks. What a socket does not
 /// take at once is written as its connection is polled next (its readable,
 /// its writable or its `closed`: a server that reads its connections
-/// drains it), or by the next broadcast.
+/// drains it), or by a later broadcast that finds its queue full.
 ///
 /// A member whose queue would hold more than `max_buffered` bytes gets the
 /// [`Backpressure`] policy instead, so a slow client never holds more than

@@ -140,7 +140,7 @@ impl Driver {
 
     /// Writes what the socket takes of the queue for a broadcast. What it
     /// does not take is written by whoever polls the connection next (the
-    /// reader too), or by the next broadcast. `Ok(true)` when this left a
+    /// reader too), or by a later broadcast that finds the queue full. `Ok(true)` when this left a
     /// backlog where there was none: a reader parked with nothing to write
     /// waits for read readiness only, and must be woken to wait for write
     /// readiness too.
