@@ -140,10 +140,10 @@ impl Driver {
 
     /// Writes what the socket takes of the queue for a broadcast. What it
     /// does not take is written by whoever polls the connection next (the
-    /// reader too), or by a later broadcast that finds the queue full. `Ok(true)` when this left a
-    /// backlog where there was none: a reader parked with nothing to write
-    /// waits for read readiness only, and must be woken to wait for write
-    /// readiness too.
+    /// reader too), or by a later broadcast that finds the queue full.
+    /// `Ok(true)` when this left a backlog where there was none: a reader
+    /// parked with nothing to write waits for read readiness only, and
+    /// must be woken to wait for write readiness too.
     pub(crate) fn write_broadcast(&mut self, write: &WakerSet) -> Result<bool, Error> {
         // A backlog is being written as the socket takes it, by whoever
         // polls on write readiness: trying again now would only find the
