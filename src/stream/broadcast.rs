@@ -4,9 +4,9 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::Poll;
 
 use bytes::Bytes;
-use std::task::Poll;
 
 use super::driver::FEED_BATCH;
 use super::halves::Writable;
@@ -302,7 +302,8 @@ impl Broadcast {
     }
 
     /// Offers `batch` to every member a chunk at a time: a run of joined
-    /// frames (`runs`), or one message when there are none. Each chunk goes
+    /// frames (`runs`), or the whole batch when there are none (`send` and
+    /// `feed`: one message). Each chunk goes
     /// to every member at one visit (one lock, one write), then waits for
     /// the members that were full under `Wait`, before the next chunk: a
     /// burst of small messages costs each member a visit per 16 KiB rather
@@ -311,14 +312,12 @@ impl Broadcast {
     /// wait (the rest is for `flush`).
     async fn deliver(&self, batch: &[PreparedMessage], runs: &[FrameRun], write: bool) -> Delivery {
         let mut delivery = Delivery::default();
-        let chunk = |i: usize| match runs {
-            [] => (i < batch.len()).then_some(1),
-            runs => runs.get(i).map(|run| run.count),
-        };
+        // The runs cover the batch; without them it is one chunk.
+        let chunks = runs.iter().map(|run| (run.count, Some(&run.frames)));
+        let whole = runs.is_empty().then_some((batch.len(), None));
         let mut start = 0;
-        for (i, count) in (0..).map_while(|i| chunk(i).map(|count| (i, count))) {
+        for (count, run) in chunks.chain(whole) {
             let messages = batch.get(start..start + count).unwrap_or_default();
-            let run = runs.get(i).map(|run| &run.frames);
             let waiting = self.offer_all(messages, run, write, &mut delivery);
             if !waiting.is_empty() {
                 self.wait_for(waiting, messages, write, &mut delivery).await;

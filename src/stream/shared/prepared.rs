@@ -4,9 +4,9 @@
 
 use std::task::{Poll, Waker};
 
-use super::{streamed, Phase, Shared, State};
 use bytes::Bytes;
 
+use super::{streamed, Phase, Shared, State};
 use crate::proto::PreparedMessage;
 use crate::stream::driver::Driver;
 use crate::stream::waker_set::{Interest, WakerSet};
