@@ -11,6 +11,7 @@ pub mod hyper;
 pub mod proto;
 pub mod proxy;
 mod stream;
+mod trace;
 pub mod transport;
 
 pub use error::{Error, Timeout};

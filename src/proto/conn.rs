@@ -80,6 +80,8 @@ struct ControlState {
     /// The payload of the keepalive ping whose pong is awaited.
     awaited_pong: Option<Bytes>,
     close_received: Option<Option<CloseFrame>>,
+    /// The close frame we sent (`Some(None)` when it had no body).
+    close_sent: Option<Option<CloseFrame>>,
     failure: Option<ProtocolError>,
 }
 
@@ -89,6 +91,7 @@ impl ControlState {
             && self.pending_pong.is_none()
             && self.awaited_pong.is_none()
             && self.close_received.is_none()
+            && self.close_sent.is_none()
             && self.failure.is_none()
     }
 }
@@ -477,6 +480,12 @@ impl Connection {
         self.control.as_ref()?.close_received.as_ref()
     }
 
+    /// The close frame we queued, once we did (`Some(None)` when it had no
+    /// body): as initiator, as the reply to the peer's, or for a failure.
+    pub fn close_frame_sent(&self) -> Option<&Option<CloseFrame>> {
+        self.control.as_ref()?.close_sent.as_ref()
+    }
+
     /// The protocol error that failed the connection.
     pub fn failure(&self) -> Option<&ProtocolError> {
         self.control.as_ref()?.failure.as_ref()
@@ -575,6 +584,7 @@ impl Connection {
         // over either way.
         let _ = self.push(OpCode::Close, 0, true, body.freeze());
         self.close_sent = true;
+        self.control_mut().close_sent = Some(frame.cloned());
         // Nothing follows a close frame: a message being sent in fragments
         // stays unfinished, and the peer drops it.
         self.sending = None;

@@ -159,6 +159,8 @@ fn peer_close_is_echoed_and_ends_input() {
         let sent = sent_frames(&mut conn);
         assert_eq!(sent.len(), 1);
         assert_eq!(close_body(&sent[0]), Some(1000));
+        let reply = conn.close_frame_sent().cloned().flatten().unwrap();
+        assert_eq!((reply.code().as_u16(), reply.reason()), (1000, ""));
         assert!(matches!(
             conn.send(Message::text("late")),
             Err(SendError::Closing)
@@ -176,6 +178,7 @@ fn empty_close_is_answered_with_empty_close() {
     .unwrap();
     assert_eq!(conn.close_received(), Some(&None));
     assert_eq!(close_body(&sent_frames(&mut conn)[0]), None);
+    assert_eq!(conn.close_frame_sent(), Some(&None));
 }
 
 #[test]
@@ -208,8 +211,10 @@ fn bad_close_frames_fail_with_the_right_code() {
 fn our_close_then_theirs_completes_without_a_second_close() {
     let mut conn = Connection::new(Role::Client, Limits::default());
     let frame = CloseFrame::new(CloseCode::NORMAL, "done").unwrap();
+    assert_eq!(conn.close_frame_sent(), None);
     assert!(conn.close(Some(&frame)));
     assert!(!conn.close(None), "a second close queues nothing");
+    assert_eq!(conn.close_frame_sent(), Some(&Some(frame.clone())));
     assert!(!conn.is_closed());
     // Data the peer sent before it saw our close is still delivered.
     let mut wire = peer_frame(Role::Client, OpCode::Binary, true, b"in flight");
@@ -341,6 +346,9 @@ fn protocol_error_reply_carries_a_reason_and_fails_once() {
     assert_eq!(sent.len(), 1);
     assert_eq!(close_body(&sent[0]), Some(1002));
     assert!(sent[0].payload.len() > 2 && sent[0].payload.len() <= 125);
+    let recorded = conn.close_frame_sent().cloned().flatten().unwrap();
+    assert_eq!(recorded.code().as_u16(), 1002);
+    assert_eq!(recorded.reason().as_bytes(), &sent[0].payload[2..]);
 }
 
 #[test]

@@ -31,13 +31,15 @@ where
             .unwrap_or(Err(ProxyFailure::Timeout)),
         None => work.await,
     };
-    result.map_err(|failure| {
+    let result = result.map_err(|failure| {
         Error::Proxy(Box::new(ProxyError::new(
             proxy.to_string(),
             to.to_string(),
             failure,
         )))
-    })
+    });
+    crate::trace::proxy_leg(proxy, to, &result);
+    result
 }
 
 /// Opens the connection to the proxy server: through `via`, then TLS for

@@ -16,6 +16,7 @@ use super::timers::Timers;
 use super::waker_set::{SocketWakers, WakerSet};
 use super::wire::Wire;
 use crate::proto::{CloseCode, CloseFrame, Connection, PreparedMessage, Received};
+use crate::trace::ConnTrace;
 use crate::{CloseInfo, Error, Timeout};
 
 /// A burst fed to a broadcast is written to a member once this much of it
@@ -37,6 +38,9 @@ pub(crate) struct Driver {
     /// polls the connection next writes them, reader included, since no
     /// writer task may be there to flush them.
     backlog: bool,
+    /// The connection's span and what was reported in it (nothing without
+    /// the `tracing` feature).
+    trace: ConnTrace,
 }
 
 /// What moving the connection forward produced.
@@ -63,6 +67,7 @@ impl Driver {
             eof: false,
             shut_down: false,
             backlog: false,
+            trace: ConnTrace::current(),
         }
     }
 
@@ -164,7 +169,9 @@ impl Driver {
     /// each other. User messages are left to the writer's batching.
     #[inline]
     pub(crate) fn poll_progress(&mut self, wakers: &SocketWakers) -> Poll<Progress> {
-        self.poll_turns(wakers, false)
+        let progress = self.poll_turns(wakers, false);
+        self.trace_end(&progress);
+        progress
     }
 
     /// Reads for a writer while no one reads: handles the control frames
@@ -172,7 +179,18 @@ impl Driver {
     /// at the first data frame, which is left for the reader. Never yields
     /// a message; ends like `poll_progress` when the connection does.
     pub(crate) fn poll_control(&mut self, wakers: &SocketWakers) -> Poll<Progress> {
-        self.poll_turns(wakers, true)
+        let progress = self.poll_turns(wakers, true);
+        self.trace_end(&progress);
+        progress
+    }
+
+    /// Reports the close frames and failure the turns saw, and the end.
+    #[inline]
+    fn trace_end(&mut self, progress: &Poll<Progress>) {
+        self.trace.observe(&self.proto);
+        if let Poll::Ready(Progress::Ended(outcome)) = progress {
+            self.trace.ended(outcome);
+        }
     }
 
     #[inline]
@@ -250,6 +268,7 @@ impl Driver {
                 return Poll::Pending;
             }
         };
+        self.trace.timeout(timeout);
         // Tell the peer why, if the socket takes it; we do not wait.
         let reason = match timeout {
             Timeout::Keepalive => Some((CloseCode::INTERNAL_ERROR, "keepalive ping timeout")),

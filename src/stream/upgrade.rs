@@ -141,7 +141,10 @@ impl Upgrade {
         if !open::runtime_ready() {
             return Err(Error::NoRuntime);
         }
-        Ok(self.establish(Box::pin(io), BytesMut::new(), None))
+        let span = crate::trace::server_span(&io);
+        Ok(crate::trace::in_span(&span, || {
+            self.establish(Box::pin(io), BytesMut::new(), None)
+        }))
     }
 
     /// The connection over `io`, where `leftover` holds what was read past
@@ -155,6 +158,7 @@ impl Upgrade {
         leftover: BytesMut,
         raw_head: Option<Bytes>,
     ) -> WebSocketStream {
+        crate::trace::record_current("path", &self.request.uri().path());
         let established = Established::new(
             Wire::Bytes(io),
             Role::Server,

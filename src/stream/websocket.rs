@@ -15,6 +15,7 @@ use super::request_head::RequestHead;
 use super::shared::{Opener, Shared};
 use crate::handshake::Target;
 use crate::proto::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
+use crate::trace;
 use crate::transport::{BoxedTransport, Transport};
 use crate::Error;
 #[cfg(doc)]
@@ -150,12 +151,15 @@ impl WebSocketStream {
             return ws;
         }
         let weak = Arc::downgrade(&shared);
-        tokio::spawn(async move {
+        let span = trace::client_span(&target.url);
+        let opening = async move {
             let result = open::client::open(io, &target, &options, &abort).await;
+            trace::opening_failed(&result);
             if let Some(shared) = weak.upgrade() {
                 shared.finish_opening(result);
             }
-        });
+        };
+        tokio::spawn(trace::instrument(opening, &span));
         drop(shared);
         ws
     }
@@ -196,12 +200,14 @@ impl WebSocketStream {
         // largest future it awaits. The handshake's state (2.4 KiB) would
         // stay reserved in every idle connection's task; boxed, the task
         // holds a pointer, and the box is freed once the handshake is done.
-        Box::pin(async move {
+        let span = trace::server_span(&io);
+        let accepting = async move {
             if !open::runtime_ready() {
                 return Err(Error::NoRuntime);
             }
             open::server::accept(Box::pin(io), &options).await
-        })
+        };
+        Box::pin(trace::instrument(accepting, &span))
     }
 
     /// The server side of a connection whose handshake is done.

@@ -16,6 +16,11 @@ impl TcpConnector {
     pub async fn connect_tcp(&self, to: &Endpoint) -> Result<TcpStream, Error> {
         let tcp = TcpStream::connect((to.host.as_str(), to.port)).await?;
         tcp.set_nodelay(true)?;
+        // A system call, made only for the span's `remote` field.
+        #[cfg(feature = "tracing")]
+        if let Ok(addr) = tcp.peer_addr() {
+            crate::trace::record_current("remote", &addr);
+        }
         Ok(tcp)
     }
 }

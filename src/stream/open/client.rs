@@ -29,7 +29,10 @@ pub(crate) async fn open(
     tokio::select! {
         biased;
         () = abort.cancelled() => Err(Error::Aborted),
-        result = handshake => result.unwrap_or(Err(Error::Timeout(Timeout::Open))),
+        result = handshake => result.unwrap_or_else(|_| {
+            crate::trace::debug_event!(timeout = ?Timeout::Open, "timed out");
+            Err(Error::Timeout(Timeout::Open))
+        }),
     }
 }
 

@@ -45,7 +45,8 @@ pub(crate) struct Established {
 impl Established {
     /// Starts the protocol over `wire` for `role` with what was negotiated;
     /// `leftover` holds what the handshake read past its head (frames the
-    /// peer sent right behind it).
+    /// peer sent right behind it). Called inside the connection's span
+    /// (see [`crate::trace`]), which the driver keeps.
     pub(crate) fn new(
         wire: Wire,
         role: Role,
@@ -59,6 +60,12 @@ impl Established {
         if let (Some(params), Some(policy)) = (&negotiated.deflate, &config.deflate) {
             connection.enable_deflate(params, policy);
         }
+        crate::trace::debug_event!(
+            protocol = negotiated.protocol.as_deref().unwrap_or(""),
+            extensions = negotiated.extensions.as_str(),
+            version = ?negotiated.response.version(),
+            "opened"
+        );
         Self {
             driver: Driver::new(wire, connection, leftover, config),
             negotiated,

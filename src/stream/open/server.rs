@@ -22,9 +22,14 @@ pub(crate) async fn accept(
     io: BoxedTransport,
     options: &ServerOptions,
 ) -> Result<WebSocketStream, Error> {
-    tokio::time::timeout(options.handshake_timeout, handshake(io, options))
+    let result = tokio::time::timeout(options.handshake_timeout, handshake(io, options))
         .await
-        .unwrap_or(Err(Error::Timeout(Timeout::Open)))
+        .unwrap_or_else(|_| {
+            crate::trace::debug_event!(timeout = ?Timeout::Open, "timed out");
+            Err(Error::Timeout(Timeout::Open))
+        });
+    crate::trace::opening_failed(&result);
+    result
 }
 
 /// Reads and checks the client's request, and answers it.
