@@ -12,7 +12,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use wsstream::handshake::HandshakeError;
 use wsstream::proto::{OpCode, ProtocolError};
-use wsstream::{CloseInfo, Error, Message, Options, ServerOptions, WebSocketStream};
+use wsstream::{
+    CloseCode, CloseFrame, CloseInfo, Error, Message, Options, ServerOptions, WebSocketStream,
+};
 
 /// Accepts one connection with our server and echoes until the peer closes.
 async fn echo_once(listener: TcpListener, options: ServerOptions) -> Result<CloseInfo, Error> {
@@ -126,6 +128,34 @@ async fn server_initiated_close_ends_the_client_readable_cleanly() {
         (3001, "going away now")
     );
     assert_eq!(within(server).await.unwrap().unwrap().code, 3001);
+}
+
+/// `close_with` sends the codes WHATWG's `close` refuses, such as the
+/// 1001 of a server shutting down; the client sees it as a clean close.
+#[tokio::test]
+async fn a_server_going_down_closes_with_1001() {
+    let (listener, url) = listen().await;
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let ws = WebSocketStream::accept(tcp, ServerOptions::default())
+            .await
+            .unwrap();
+        let mut opened = ws.opened().await.unwrap();
+        assert!(matches!(
+            ws.close(1001, ""),
+            Err(Error::InvalidCloseCode(1001))
+        ));
+        ws.close_with(CloseFrame::truncated(CloseCode::GOING_AWAY, "restarting"));
+        while opened.readable.next().await.is_some() {}
+        ws.closed().await
+    });
+    let ws = WebSocketStream::connect(&url, Options::default());
+    let mut opened = within(ws.opened()).await.unwrap();
+    assert!(within(opened.readable.next()).await.is_none());
+    let closed = within(ws.closed()).await.unwrap();
+    assert_eq!((closed.code, closed.reason.as_str()), (1001, "restarting"));
+    // The server's `closed` has the client's reply: the same code.
+    assert_eq!(within(server).await.unwrap().unwrap().code, 1001);
 }
 
 #[tokio::test]

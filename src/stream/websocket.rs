@@ -266,6 +266,23 @@ impl WebSocketStream {
         Ok(())
     }
 
+    /// Starts the close handshake with any code an endpoint may send, where
+    /// [`close`](Self::close) allows only WHATWG's: 1001 from a server going
+    /// down, 1008 for a policy violation, 1011, 1012 or 1013. A
+    /// [`CloseFrame`] holds only codes that may go on the wire and a reason
+    /// of at most 123 bytes, so this cannot fail; otherwise it is `close`.
+    ///
+    /// ```
+    /// # fn shutting_down(ws: &wsstream::WebSocketStream) {
+    /// use wsstream::{CloseCode, CloseFrame};
+    ///
+    /// ws.close_with(CloseFrame::truncated(CloseCode::GOING_AWAY, "server shutting down"));
+    /// # }
+    /// ```
+    pub fn close_with(&self, frame: CloseFrame) {
+        self.opener.shared().close(Some(frame));
+    }
+
     /// The upgrade request this server-side connection answered (`None`
     /// for a client).
     pub fn request(&self) -> Option<&http::Request<()>> {
