@@ -11,12 +11,15 @@
 
 use futures::{stream, SinkExt, StreamExt, TryStreamExt};
 use tokio::net::TcpListener;
+use wsstream::proxy::EnvProxy;
+use wsstream::transport::Endpoint;
 use wsstream::{Message, Options, ServerOptions, WebSocketStream};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("ws://{}/echo", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    let url = format!("ws://{addr}/echo");
     tokio::spawn(async move {
         while let Ok((tcp, peer)) = listener.accept().await {
             println!("server: connection from {peer}");
@@ -29,13 +32,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     // The one line that routes the connection through a proxy.
-    let options = match std::env::args().nth(1) {
-        Some(proxy) => Options::default().proxy(&proxy),
-        None => Options::default().proxy_from_env(),
+    let (options, route) = match std::env::args().nth(1) {
+        Some(proxy) => (Options::default().proxy(&proxy), "through the proxy given"),
+        None => {
+            // What `Options::proxy_from_env` does, kept here to say which
+            // way the connection goes: NO_PROXY, or no variable at all,
+            // means directly.
+            let env = EnvProxy::from_env();
+            let to = Endpoint::new("127.0.0.1", addr.port(), false);
+            let route = match env.proxy_for(&to)? {
+                Some(_) => "through the proxy the environment names",
+                None => "directly: the environment names no proxy for it",
+            };
+            (Options::default().connector(env), route)
+        }
     };
     let ws = WebSocketStream::connect(&url, options);
     let opened = ws.opened().await?;
-    println!("client: opened {url} through the proxy");
+    println!("client: opened {url} {route}");
     let (readable, mut writable) = (opened.readable, opened.writable);
 
     let mut outgoing = stream::iter(1..=3).map(|i| Ok(Message::text(format!("message {i}"))));

@@ -706,11 +706,30 @@ fn the_proxy_example_runs_through_real_proxies() {
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
-            output.status.success() && stdout.contains("echoed \"message 3\""),
+            output.status.success()
+                && stdout.contains("echoed \"message 3\"")
+                && stdout.contains("through the proxy given"),
             "{proxy}: {}\n{stdout}\n{}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
     }
     assert!(tinyproxy.log().contains("CONNECT"), "{}", tinyproxy.log());
+    // Without an argument, and with NO_PROXY covering every host, the
+    // example says it connected directly (it once claimed a proxy).
+    let output = std::process::Command::new(env!("CARGO"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "--quiet", "--example", "proxy"])
+        .env("HTTP_PROXY", tinyproxy.url("http"))
+        .env("no_proxy", "*")
+        .env("NO_PROXY", "*")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("directly"),
+        "{}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
