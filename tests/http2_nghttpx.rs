@@ -38,6 +38,10 @@
 
 #![cfg(all(feature = "http2", feature = "hyper"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::duplicate_mod,
+    reason = "this test and support/python.rs each include support/programs.rs as a private module"
+)]
 
 #[cfg(feature = "tls")]
 #[path = "support/certs.rs"]
@@ -105,7 +109,8 @@ fn nghttpx_or_skip() -> Option<&'static Path> {
     match nghttpx() {
         Ok(program) => Some(program),
         Err(why) => {
-            eprintln!("skipping: {why}");
+            // On the terminal even when the tests pass: a skip is news.
+            programs::announce(&format!("skipping an nghttpx test: {why}"));
             None
         }
     }
@@ -137,7 +142,7 @@ fn prepare() -> Result<PathBuf, String> {
             "nghttpx missing and no apt-get to install {PACKAGE}"
         ));
     }
-    let installed = run_install_script(INSTALL_SCRIPT);
+    let installed = run_install_script(INSTALL_SCRIPT, PACKAGE);
     match (installed, find_program(&["nghttpx"])) {
         (Ok(()), Some(path)) => Ok(path),
         (Ok(()), None) => Err(format!(

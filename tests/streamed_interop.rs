@@ -28,7 +28,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(
     clippy::duplicate_mod,
-    reason = "support/python.rs and support/node.rs each include peer_process.rs as a private module"
+    reason = "support/python.rs and support/node.rs each include peer_process.rs and programs.rs as private modules"
 )]
 
 #[path = "support/node.rs"]

@@ -37,12 +37,38 @@ require_root_and_apt() {
 }
 
 # Waits (up to $2 seconds) for the lock named $1, held on descriptor 9 until
-# the script exits: test binaries may run a script concurrently.
+# the script exits: test binaries may run a script concurrently. The lock is
+# the file target/peers/wsstream-install-$1.lock of this repository (found
+# from this file's place, whatever the working directory), beside what the
+# tests install there; nothing is written outside target/. When that
+# directory cannot be made, the script goes on without the lock (apt-get
+# waits for dpkg's own lock anyway).
 take_install_lock() {
-    exec 9>"/var/lock/wsstream-install-$1.lock"
+    local repo peers
+    repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    peers=$repo/target/peers
+    if ! make_dir_owned_like "$repo" "$repo/target" || ! make_dir_owned_like "$repo" "$peers"; then
+        echo "warning: cannot create $peers; installing without the lock" >&2
+        return 0
+    fi
+    exec 9>"$peers/wsstream-install-$1.lock"
+    chown --reference="$repo" "$peers/wsstream-install-$1.lock" 2>/dev/null || true
     if command -v flock >/dev/null 2>&1; then
         flock -w "$2" 9
     fi
+}
+
+# Makes directory $2 if it is missing, owned like directory $1: made as root
+# (`sudo bash tests/peers/install-all.sh`) in a user's checkout, target/ and
+# target/peers/ stay the user's, so a later `cargo test` without root can
+# still build and install there.
+make_dir_owned_like() {
+    if [ -d "$2" ]; then
+        [ -w "$2" ]
+        return
+    fi
+    mkdir -p "$2" || return 1
+    chown --reference="$1" "$2" 2>/dev/null || true
 }
 
 # Keeps the postinst of the packages about to be installed from starting

@@ -366,7 +366,9 @@ pub async fn with_browser<T: Send + 'static>(
         let browser = match Browser::start_with_args(&flags) {
             Ok(browser) => browser,
             Err(reason) => {
-                eprintln!("skipping: {reason}");
+                // On the terminal even when the tests pass: a skipped
+                // browser test is news.
+                programs::announce(&format!("skipping a browser test: {reason}"));
                 return None;
             }
         };
@@ -461,7 +463,7 @@ fn prepare() -> Result<Programs, String> {
             before.join(" and ")
         ));
     }
-    if let Err(why) = run_install_script(INSTALL_SCRIPT) {
+    if let Err(why) = run_install_script(INSTALL_SCRIPT, PACKAGES) {
         panic!("installing {PACKAGES} failed: {why}");
     }
     let after = missing();

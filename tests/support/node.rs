@@ -6,7 +6,9 @@
 //! `package-lock.json` that pin `ws`. The first use copies them into
 //! `target/peers/node` and runs `npm ci` there (`npm install` if that fails),
 //! so `cargo test` needs only `node` (18 or later) with `npm`, and access to
-//! the npm registry the first time. Set `WSSTREAM_NODE` to use another `node`
+//! the npm registry the first time. It says so on the terminal first, and
+//! gives npm `target/peers/npm-cache` for its cache and logs (nothing is
+//! written to `~/.npm`). Set `WSSTREAM_NODE` to use another `node`
 //! than the one on `PATH`, and `WSSTREAM_NPM` for another `npm` than the one
 //! beside that `node` (or on `PATH`).
 //!
@@ -24,6 +26,8 @@
 
 #[path = "peer_process.rs"]
 mod peer_process;
+#[path = "programs.rs"]
+mod programs;
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
@@ -34,6 +38,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use peer_process::{collect, remove_stale, run, text_of, unique_suffix};
+use programs::{announce, shown, target_peers};
 use std::time::{Duration, Instant};
 
 /// The `ws` release the interop tests run against: the exact version that
@@ -52,13 +57,6 @@ pub const CLIENT_LIMIT: Duration = Duration::from_secs(60);
 /// The marker written into a finished install: the `ws` version and a
 /// fingerprint of the files copied from `tests/peers/node`.
 const READY_MARKER: &str = ".wsstream-ready";
-
-/// Cargo's target directory (`CARGO_TARGET_TMPDIR` is `<target>/tmp`).
-fn target_dir() -> PathBuf {
-    option_env!("CARGO_TARGET_TMPDIR")
-        .and_then(|tmp| Path::new(tmp).parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
 
 /// Where the Node.js peer scripts and the `ws` pin live in the source tree.
 pub fn sources_dir() -> PathBuf {
@@ -203,18 +201,22 @@ fn is_ready(dir: &Path, marker: &str) -> bool {
 fn prepare() -> Result<PathBuf, String> {
     let files = source_files()?;
     let marker = marker_text(&files);
-    let peers = target_dir().join("peers");
+    let peers = target_peers();
     let installed = peers.join("node");
     if is_ready(&installed, &marker) {
         return Ok(installed);
     }
     let node = find_node()?;
+    announce(&format!(
+        "installing ws@{WS_VERSION} from npm into {} (first run only)",
+        shown(&installed)
+    ));
     std::fs::create_dir_all(&peers)
         .map_err(|err| format!("creating {}: {err}", peers.display()))?;
     remove_stale(&peers, "node");
 
     let staging = peers.join(format!("node.staging-{}", unique_suffix()));
-    if let Err(why) = build(&node, &staging, &files, &marker) {
+    if let Err(why) = build(&node, &peers, &staging, &files, &marker) {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(why);
     }
@@ -244,6 +246,7 @@ fn prepare() -> Result<PathBuf, String> {
 
 fn build(
     node: &Path,
+    peers: &Path,
     staging: &Path,
     files: &[(String, Vec<u8>)],
     marker: &str,
@@ -256,6 +259,8 @@ fn build(
     }
 
     let npm = npm(node);
+    // npm's cache and logs (`~/.npm` by default) go under target/peers too.
+    let npm_cache = peers.join("npm-cache");
     let npm_command = |subcommand: &str| {
         let mut command = Command::new(&npm);
         command
@@ -267,6 +272,8 @@ fn build(
                 "--no-progress",
             ])
             .current_dir(staging)
+            .env("npm_config_cache", &npm_cache)
+            .env("npm_config_logs_dir", npm_cache.join("_logs"))
             .env("npm_config_update_notifier", "false");
         // npm is itself a node script (`#!/usr/bin/env node`): make it, and
         // anything it starts, run on our node.

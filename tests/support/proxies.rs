@@ -78,7 +78,7 @@ fn prepare() -> Result<Binaries, String> {
         Err(missing) => missing,
     };
     let attempt = if is_root() {
-        match run_install_script(INSTALL_SCRIPT) {
+        match run_install_script(INSTALL_SCRIPT, PACKAGES) {
             Ok(()) => String::new(),
             Err(why) => format!("; {why}"),
         }

@@ -3,7 +3,9 @@
 //!
 //! The first use installs the pinned `websockets` into a virtual environment
 //! under `target/peers/python-venv`, so `cargo test` needs only `python3`
-//! (3.11 or later, with `venv` and `pip`) and access to PyPI. Set
+//! (3.11 or later, with `venv` and `pip`) and access to PyPI. It says so on
+//! the terminal first, and keeps pip's cache in `target/peers/pip-cache`
+//! (nothing is written outside the target directory). Set
 //! `WSSTREAM_PYTHON` to use another interpreter than `python3` on `PATH`.
 //!
 //! The environment is built in a staging directory and renamed into place
@@ -16,6 +18,8 @@
 
 #[path = "peer_process.rs"]
 mod peer_process;
+#[path = "programs.rs"]
+mod programs;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
@@ -25,6 +29,7 @@ use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use peer_process::{collect, remove_stale, run, text_of, unique_suffix};
+use programs::{announce, shown, target_peers};
 use std::time::Duration;
 
 /// The `websockets` release the interop tests run against.
@@ -41,13 +46,6 @@ const READY_MARKER: &str = ".wsstream-ready";
 
 fn requirement() -> String {
     format!("websockets=={WEBSOCKETS_VERSION}")
-}
-
-/// Cargo's target directory (`CARGO_TARGET_TMPDIR` is `<target>/tmp`).
-fn target_dir() -> PathBuf {
-    option_env!("CARGO_TARGET_TMPDIR")
-        .and_then(|tmp| Path::new(tmp).parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
 /// Where the Python peer scripts live.
@@ -80,19 +78,24 @@ pub fn interpreter() -> &'static Path {
 }
 
 fn prepare() -> Result<PathBuf, String> {
-    let peers = target_dir().join("peers");
+    let peers = target_peers();
     let venv = peers.join("python-venv");
     if is_ready(&venv) {
         return Ok(venv_interpreter(&venv));
     }
     let base = std::env::var_os("WSSTREAM_PYTHON").unwrap_or_else(|| "python3".into());
     check_version(&base)?;
+    announce(&format!(
+        "creating {} with {} from PyPI (first run only)",
+        shown(&venv),
+        requirement()
+    ));
     std::fs::create_dir_all(&peers)
         .map_err(|err| format!("creating {}: {err}", peers.display()))?;
     remove_stale(&peers, "python-venv");
 
     let staging = peers.join(format!("python-venv.staging-{}", unique_suffix()));
-    let built = build(&base, &staging);
+    let built = build(&base, &staging, &peers);
     if let Err(why) = built {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(why);
@@ -153,14 +156,22 @@ fn check_version(base: &OsStr) -> Result<(), String> {
     }
 }
 
-fn build(base: &OsStr, staging: &Path) -> Result<(), String> {
+/// `command` with pip's cache in `peers/pip-cache` (not `~/.cache/pip`)
+/// and without its check for a newer pip.
+fn pip_env<'c>(command: &'c mut Command, peers: &Path) -> &'c mut Command {
+    command
+        .env("PIP_CACHE_DIR", peers.join("pip-cache"))
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+}
+
+fn build(base: &OsStr, staging: &Path, peers: &Path) -> Result<(), String> {
     run(
-        Command::new(base).arg("-m").arg("venv").arg(staging),
+        pip_env(Command::new(base).arg("-m").arg("venv").arg(staging), peers),
         "creating a Python virtual environment (is the venv module installed?)",
     )?;
     let python = venv_interpreter(staging);
     run(
-        Command::new(&python).args([
+        pip_env(&mut Command::new(&python), peers).args([
             "-m",
             "pip",
             "install",
