@@ -2,7 +2,7 @@
 //! masking against a byte-at-a-time loop and memcpy, decoding and encoding
 //! a masked frame against memcpy, and reading text without re-validating it.
 //!
-//! `cargo bench --bench core`
+//! `cargo bench -p wsstream-benches --bench core`
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};

@@ -3,7 +3,7 @@
 //! Each message is compressed by the client, inflated by the server,
 //! compressed again and inflated again on the way back.
 //!
-//! `cargo bench --bench deflate`
+//! `cargo bench -p wsstream-benches --bench deflate`
 
 #![allow(clippy::unwrap_used)]
 

@@ -1,6 +1,6 @@
 //! What permessage-deflate costs in memory per connection, by setting.
 //!
-//! `cargo bench --bench deflate_memory`
+//! `cargo bench -p wsstream-benches --bench deflate_memory`
 //!
 //! Opens 200 connections (client and server in this process), sends one
 //! 4 KiB message each way so that every compressor and decompressor

@@ -5,9 +5,9 @@
 //! and `Readable::next`; throughput, and each side's peak RSS and CPU time.
 //! Markdown tables on stdout.
 //!
-//! `cargo bench --bench streamed` (1 GiB per measurement, 5 rounds; a few
+//! `cargo bench -p wsstream-benches --bench streamed` (1 GiB per measurement, 5 rounds; a few
 //! minutes on 2 cores, most of it deflate). `STREAMED_BENCH_QUICK=1` or
-//! `cargo bench --bench streamed -- --quick` for 128 MiB and 3 rounds;
+//! `cargo bench -p wsstream-benches --bench streamed -- --quick` for 128 MiB and 3 rounds;
 //! `STREAMED_BENCH_ROUNDS=n` sets the rounds, `STREAMED_BENCH_CASES=0,3`
 //! picks cases (indexes into `CASES`).
 //!
@@ -201,7 +201,7 @@ fn main() {
         Ok("client") => run_child(false),
         _ if env::args().any(|a| a == "--bench") => run_parent(),
         // `cargo test --benches` runs bench binaries without `--bench`.
-        _ => println!("streamed: run it with `cargo bench --bench streamed`"),
+        _ => println!("streamed: run it with `cargo bench -p wsstream-benches --bench streamed`"),
     }
 }
 
@@ -822,7 +822,7 @@ fn report(
 fn uncommitted_src() -> bool {
     Command::new("git")
         .args(["status", "--porcelain", "--", "src"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
 }

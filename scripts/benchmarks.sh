@@ -16,36 +16,36 @@ out=docs/benchmarks.md
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-echo "==> cargo bench --bench compare" >&2
-cargo bench --bench compare >"$work/compare.md"
+echo "==> cargo bench -p wsstream-benches --bench compare" >&2
+cargo bench -p wsstream-benches --bench compare >"$work/compare.md"
 grep -q '^| workload ' "$work/compare.md" || {
   echo "compare printed no table" >&2
   exit 1
 }
 
-echo "==> cargo bench --bench server" >&2
-cargo bench --bench server >"$work/server.md"
+echo "==> cargo bench -p wsstream-benches --bench server" >&2
+cargo bench -p wsstream-benches --bench server >"$work/server.md"
 grep -q '^| workload ' "$work/server.md" || {
   echo "server printed no table" >&2
   exit 1
 }
 
-echo "==> cargo bench --bench fanout" >&2
-cargo bench --bench fanout >"$work/fanout.md"
+echo "==> cargo bench -p wsstream-benches --bench fanout" >&2
+cargo bench -p wsstream-benches --bench fanout >"$work/fanout.md"
 grep -q '^| case ' "$work/fanout.md" || {
   echo "fanout printed no table" >&2
   exit 1
 }
 
-echo "==> cargo bench --bench streamed" >&2
-cargo bench --bench streamed >"$work/streamed.md"
+echo "==> cargo bench -p wsstream-benches --bench streamed" >&2
+cargo bench -p wsstream-benches --bench streamed >"$work/streamed.md"
 grep -q '^| case ' "$work/streamed.md" || {
   echo "streamed printed no table" >&2
   exit 1
 }
 
-echo "==> cargo bench --bench core" >&2
-cargo bench --bench core -- --color never >"$work/core.txt"
+echo "==> cargo bench -p wsstream-benches --bench core" >&2
+cargo bench -p wsstream-benches --bench core -- --color never >"$work/core.txt"
 
 # Criterion's result lines as a table: the first `time:` and `thrpt:` after
 # each mask/, decode_masked_frame/ or encode_masked_frame/ id (its point estimates; the `change:`
@@ -77,7 +77,7 @@ figures: what the hot paths do and what holds the remaining gaps.
 
 ## wsstream beside other Rust WebSocket libraries
 
-`cargo bench --bench compare` (`COMPARE_QUICK=1` for a one-round smoke run)
+`cargo bench -p wsstream-benches --bench compare` (`COMPARE_QUICK=1` for a one-round smoke run)
 
 Every library's client talks to the same echo server (fastwebsockets, one
 thread) over 127.0.0.1; server and client are pinned to the same core, and
@@ -92,7 +92,7 @@ EOF
 
 ## wsstream as a server beside other Rust WebSocket servers
 
-`cargo bench --bench server` (`SERVER_QUICK=1` for a one-round smoke run
+`cargo bench -p wsstream-benches --bench server` (`SERVER_QUICK=1` for a one-round smoke run
 with a tenth of the messages)
 
 Each library runs the same echo server, a spawned task per connection
@@ -125,7 +125,7 @@ EOF
 
 ## Fan-out
 
-`cargo bench --bench fanout` (`FANOUT_QUICK=1` for a one-round smoke run
+`cargo bench -p wsstream-benches --bench fanout` (`FANOUT_QUICK=1` for a one-round smoke run
 with a tenth of the messages)
 
 One server sends the same binary message to every connection: 128 B and
@@ -159,7 +159,7 @@ EOF
 
 ## The sans-io hot paths beside memcpy
 
-`cargo bench --bench core`: masking (ours, a plain u64-word loop, a byte
+`cargo bench -p wsstream-benches --bench core`: masking (ours, a plain u64-word loop, a byte
 loop, and a plain copy of the same bytes), decoding a masked frame and
 encoding one (each beside copying the same bytes), as criterion reports
 them (point estimates).
@@ -172,7 +172,7 @@ EOF
 
 ## Streamed messages
 
-`cargo bench --bench streamed` (`STREAMED_BENCH_QUICK=1` or
+`cargo bench -p wsstream-benches --bench streamed` (`STREAMED_BENCH_QUICK=1` or
 `-- --quick` for 128 MiB and 3 rounds)
 
 A wsstream client and a wsstream server over 127.0.0.1 move 1 GiB each

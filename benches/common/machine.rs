@@ -33,8 +33,8 @@ pub(crate) fn machine_lines(pinning: &str, wsstream_note: &str) -> String {
 /// A `- name version` item for each crate of `wanted` in Cargo.lock, in
 /// the lock file's order.
 pub(crate) fn version_lines(wanted: &[&str]) -> String {
-    let lock =
-        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap_or_default();
+    let lock = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
+        .unwrap_or_default();
     let mut out = String::new();
     let mut name = None;
     for line in lock.lines() {
@@ -55,7 +55,7 @@ pub(crate) fn version_lines(wanted: &[&str]) -> String {
 fn command_output(program: &str, args: &[&str]) -> String {
     Command::new(program)
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .ok()
         .filter(|o| o.status.success())

@@ -2,7 +2,7 @@
 //! the same echo traffic over 127.0.0.1, every library measured in the same
 //! run, interleaved, and a Markdown table on stdout.
 //!
-//! `cargo bench --bench compare` (about 3 minutes; `COMPARE_QUICK=1` for a
+//! `cargo bench -p wsstream-benches --bench compare` (about 3 minutes; `COMPARE_QUICK=1` for a
 //! smoke run of one short round).
 //!
 //! Method:
@@ -66,6 +66,6 @@ fn main() {
         Ok("client") => run_client(),
         _ if env::args().any(|a| a == "--bench") => run_parent(),
         // `cargo test --benches` runs bench binaries without `--bench`.
-        _ => println!("compare: run it with `cargo bench --bench compare`"),
+        _ => println!("compare: run it with `cargo bench -p wsstream-benches --bench compare`"),
     }
 }

@@ -133,7 +133,7 @@ impl Case {
     /// Whether client connection `index` is one of the slow ones: spread
     /// evenly over the connections.
     pub(super) fn is_slow(&self, index: usize) -> bool {
-        self.slow > 0 && index % (self.conns / self.slow) == 0
+        self.slow > 0 && index.is_multiple_of(self.conns / self.slow)
     }
 }
 

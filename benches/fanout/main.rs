@@ -2,7 +2,7 @@
 //! per connection (wsstream, tokio-tungstenite, fastwebsockets,
 //! tokio-websockets), 1,000 and 10,000 connections, and a slow consumer.
 //!
-//! `cargo bench --bench fanout` (about 6 minutes; `FANOUT_QUICK=1` for a
+//! `cargo bench -p wsstream-benches --bench fanout` (about 6 minutes; `FANOUT_QUICK=1` for a
 //! tenth of the messages and one round; `FANOUT_ROUNDS=n` for another
 //! number of rounds, `FANOUT_ONLY=i` for the `i`th case alone).
 //!
@@ -78,6 +78,6 @@ fn main() {
         Ok("client") => client::run_client(),
         _ if env::args().any(|a| a == "--bench") => parent::run_parent(),
         // `cargo test --benches` runs bench binaries without `--bench`.
-        _ => println!("fanout: run it with `cargo bench --bench fanout`"),
+        _ => println!("fanout: run it with `cargo bench -p wsstream-benches --bench fanout`"),
     }
 }

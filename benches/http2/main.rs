@@ -2,7 +2,7 @@
 //! wsstream client → wsstream server on hyper, over 127.0.0.1, in one run,
 //! interleaved, and Markdown tables on stdout.
 //!
-//! `cargo bench --features http2,hyper --bench http2` (about 2 minutes on
+//! `cargo bench -p wsstream-benches --bench http2` (about 2 minutes on
 //! 2 cores, once built; `HTTP2_BENCH_QUICK=1` for a smoke run of one short
 //! round, a few seconds).
 //!
@@ -74,6 +74,6 @@ fn main() {
         Ok("client") => client::run_client(),
         _ if env::args().any(|a| a == "--bench") => report::run_parent(),
         // `cargo test --benches` runs bench binaries without `--bench`.
-        _ => println!("http2: run it with `cargo bench --features http2,hyper --bench http2`"),
+        _ => println!("http2: run it with `cargo bench -p wsstream-benches --bench http2`"),
     }
 }

@@ -2,7 +2,7 @@
 //! tokio-websockets: the same echo server written with each library, one
 //! load generator for all of them, and Markdown tables on stdout.
 //!
-//! `cargo bench --bench server` (about 7 minutes on 2 cores, once built;
+//! `cargo bench -p wsstream-benches --bench server` (about 7 minutes on 2 cores, once built;
 //! `SERVER_QUICK=1` for a smoke run of one round with a tenth of the
 //! messages, under a minute).
 //!
@@ -118,6 +118,6 @@ fn main() {
         Ok("load") => load::run_load(),
         _ if env::args().any(|a| a == "--bench") => parent::run_parent(),
         // `cargo test --benches` runs bench binaries without `--bench`.
-        _ => println!("server: run it with `cargo bench --bench server`"),
+        _ => println!("server: run it with `cargo bench -p wsstream-benches --bench server`"),
     }
 }
