@@ -87,6 +87,8 @@
 
 #[path = "../support/netns.rs"]
 mod netns;
+#[path = "../support/peer_process.rs"]
+mod peer_process;
 
 mod blackhole;
 mod killed;
@@ -94,7 +96,7 @@ mod lossy;
 mod stalled;
 
 use std::future::Future;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::process::{Child, Stdio};
