@@ -24,7 +24,10 @@ pub(crate) fn machine_lines(pinning: &str, wsstream_note: &str) -> String {
     let _ = writeln!(
         out,
         "- wsstream {} ({}){wsstream_note}",
-        env!("CARGO_PKG_VERSION"),
+        // Not this package's version: the benches are a package of their own.
+        locked_versions(&["wsstream"])
+            .first()
+            .map_or("unknown", |(_, v)| v.as_str()),
         command_output("git", &["rev-parse", "--short", "HEAD"]).trim()
     );
     out
@@ -33,21 +36,30 @@ pub(crate) fn machine_lines(pinning: &str, wsstream_note: &str) -> String {
 /// A `- name version` item for each crate of `wanted` in Cargo.lock, in
 /// the lock file's order.
 pub(crate) fn version_lines(wanted: &[&str]) -> String {
+    let mut out = String::new();
+    for (name, version) in locked_versions(wanted) {
+        let _ = writeln!(out, "- {name} {version}");
+    }
+    out
+}
+
+/// `(name, version)` of each crate of `wanted` in Cargo.lock, in the lock
+/// file's order.
+fn locked_versions(wanted: &[&str]) -> Vec<(String, String)> {
     let lock = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
         .unwrap_or_default();
-    let mut out = String::new();
+    let mut found = Vec::new();
     let mut name = None;
     for line in lock.lines() {
         if let Some(n) = line.strip_prefix("name = ") {
             name = Some(n.trim_matches('"').to_owned());
-        } else if let (Some(n), Some(v)) = (&name, line.strip_prefix("version = ")) {
-            if wanted.contains(&n.as_str()) {
-                let _ = writeln!(out, "- {n} {}", v.trim_matches('"'));
+        } else if let Some(v) = line.strip_prefix("version = ") {
+            if let Some(n) = name.take().filter(|n| wanted.contains(&n.as_str())) {
+                found.push((n, v.trim_matches('"').to_owned()));
             }
-            name = None;
         }
     }
-    out
+    found
 }
 
 /// What `program args` prints when run in the crate's directory, or
