@@ -81,6 +81,80 @@ pub(crate) fn write_svg(run: &Run, path: &Path) -> Result<(), String> {
     draw(run, path).map_err(|e| e.to_string())
 }
 
+/// One line of a panel: bold for the main gauge, thin and lighter for the
+/// one beside it.
+struct Line {
+    label: String,
+    points: Vec<(f64, f64)>,
+    colour: RGBColor,
+    bold: bool,
+}
+
+impl Line {
+    fn style(&self) -> ShapeStyle {
+        if self.bold {
+            self.colour.stroke_width(2)
+        } else {
+            self.colour.mix(0.6).stroke_width(1)
+        }
+    }
+}
+
+/// The axes, labels and extent of one panel.
+struct Panel<'a> {
+    caption: Option<String>,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    x: std::ops::Range<f64>,
+    y_max: f64,
+    churn_end: Option<f64>,
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+fn draw_panel(
+    area: &Area<'_>,
+    panel: Panel<'_>,
+    lines: Vec<Line>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let top = panel.y_max * HEADROOM;
+    let mut builder = ChartBuilder::on(area);
+    if let Some(caption) = &panel.caption {
+        builder.caption(caption, ("sans-serif", 18));
+    }
+    let mut chart = builder
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(panel.x, 0.0..top)?;
+    chart
+        .configure_mesh()
+        // The bold grid alone: the fine one doubled the file.
+        .light_line_style(TRANSPARENT)
+        .x_desc(panel.x_desc)
+        .y_desc(panel.y_desc)
+        .x_label_formatter(&whole)
+        .y_label_formatter(&whole)
+        .draw()?;
+    for line in lines {
+        let style = line.style();
+        chart
+            .draw_series(LineSeries::new(line.points, style))?
+            .label(line.label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+    }
+    if let Some(end) = panel.churn_end {
+        chart.draw_series(LineSeries::new([(end, 0.0), (end, top)], BLACK.mix(0.4)))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+    Ok(())
+}
+
 fn draw(run: &Run, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let zero = run.churn_start.unwrap_or(0.0);
     let t_max = run.samples.iter().map(|s| s.t - zero).fold(1.0, f64::max);
@@ -89,121 +163,78 @@ fn draw(run: &Run, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(SIZE.1 / 2);
+    let highest = |value: &dyn Fn(&crate::gauges::Reading) -> f64| {
+        run.samples
+            .iter()
+            .map(|s| value(&s.reading))
+            .fold(1.0, f64::max)
+    };
 
     let rss = |r: &crate::gauges::Reading| r.rss_kib as f64 / 1024.0;
-    let rss_max = run
-        .samples
-        .iter()
-        .map(|s| rss(&s.reading))
-        .fold(1.0, f64::max);
-    let mut chart = ChartBuilder::on(&top)
-        .caption(
-            format!(
-                "wsstream soak: {} connections, {} s of churn",
-                fmt_count(run.conns as f64),
-                run.seconds
-            ),
-            ("sans-serif", 18),
-        )
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(60)
-        .build_cartesian_2d(t_min..t_max, 0.0..rss_max * HEADROOM)?;
-    chart
-        .configure_mesh()
-        // The bold grid alone: the fine one doubled the file.
-        .light_line_style(TRANSPARENT)
-        .x_desc("s since the churn started")
-        .y_desc("MiB")
-        .x_label_formatter(&whole)
-        .y_label_formatter(&whole)
-        .draw()?;
+    let heap = |r: &crate::gauges::Reading| r.heap_kib as f64 / 1024.0;
+    let mut lines = Vec::new();
     for side in [Side::Server, Side::Client] {
-        let c = colour(side);
-        chart
-            .draw_series(LineSeries::new(series(run, side, rss), c.stroke_width(2)))?
-            .label(match run.child(side).trimmed_rss_kib {
+        lines.push(Line {
+            label: match run.child(side).trimmed_rss_kib {
                 Some(kib) => format!(
                     "{} RSS ({:.0} MiB after the churn, free pages given back)",
                     side.name(),
                     kib as f64 / 1024.0
                 ),
                 None => format!("{} RSS", side.name()),
-            })
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart
-            .draw_series(LineSeries::new(
-                series(run, side, |r| r.heap_kib as f64 / 1024.0),
-                c.mix(0.6).stroke_width(1),
-            ))?
-            .label(format!("{} heap in use (thin)", side.name()))
-            .legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + 20, y)], c.mix(0.6).stroke_width(1))
-            });
+            },
+            points: series(run, side, rss),
+            colour: colour(side),
+            bold: true,
+        });
+        lines.push(Line {
+            label: format!("{} heap in use (thin)", side.name()),
+            points: series(run, side, heap),
+            colour: colour(side),
+            bold: false,
+        });
     }
-    if let Some(end) = churn_end {
-        chart.draw_series(LineSeries::new(
-            [(end, 0.0), (end, rss_max * HEADROOM)],
-            BLACK.mix(0.4),
-        ))?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK.mix(0.3))
-        .draw()?;
+    let caption = format!(
+        "wsstream soak: {} connections, {} s of churn",
+        fmt_count(run.conns as f64),
+        run.seconds
+    );
+    let panel = Panel {
+        caption: Some(caption),
+        x_desc: "s since the churn started",
+        y_desc: "MiB",
+        x: t_min..t_max,
+        y_max: highest(&rss),
+        churn_end,
+    };
+    draw_panel(&top, panel, lines)?;
 
-    let count_max = run
-        .samples
-        .iter()
-        .map(|s| s.reading.fds.max(s.reading.conns) as f64)
-        .fold(1.0, f64::max);
-    let mut chart = ChartBuilder::on(&bottom)
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(60)
-        .build_cartesian_2d(t_min..t_max, 0.0..count_max * HEADROOM)?;
-    chart
-        .configure_mesh()
-        // The bold grid alone: the fine one doubled the file.
-        .light_line_style(TRANSPARENT)
-        .x_desc("s since the churn started (grey: the churn ends)")
-        .y_desc("fds, open connections")
-        .x_label_formatter(&whole)
-        .y_label_formatter(&whole)
-        .draw()?;
+    let fds = |r: &crate::gauges::Reading| r.fds as f64;
+    let conns = |r: &crate::gauges::Reading| r.conns as f64;
+    let mut lines = Vec::new();
     for side in [Side::Server, Side::Client] {
-        let c = colour(side);
-        chart
-            .draw_series(LineSeries::new(
-                series(run, side, |r| r.fds as f64),
-                c.stroke_width(2),
-            ))?
-            .label(format!("{} fds", side.name()))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart
-            .draw_series(LineSeries::new(
-                series(run, side, |r| r.conns as f64),
-                c.mix(0.6).stroke_width(1),
-            ))?
-            .label(format!("{} open connections (thin)", side.name()))
-            .legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + 20, y)], c.mix(0.6).stroke_width(1))
-            });
+        lines.push(Line {
+            label: format!("{} fds", side.name()),
+            points: series(run, side, fds),
+            colour: colour(side),
+            bold: true,
+        });
+        lines.push(Line {
+            label: format!("{} open connections (thin)", side.name()),
+            points: series(run, side, conns),
+            colour: colour(side),
+            bold: false,
+        });
     }
-    if let Some(end) = churn_end {
-        chart.draw_series(LineSeries::new(
-            [(end, 0.0), (end, count_max * HEADROOM)],
-            BLACK.mix(0.4),
-        ))?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK.mix(0.3))
-        .draw()?;
+    let panel = Panel {
+        caption: None,
+        x_desc: "s since the churn started (grey: the churn ends)",
+        y_desc: "fds, open connections",
+        x: t_min..t_max,
+        y_max: highest(&fds).max(highest(&conns)),
+        churn_end,
+    };
+    draw_panel(&bottom, panel, lines)?;
     root.present()?;
     Ok(())
 }

@@ -148,19 +148,10 @@ fn connections(md: &mut String, run: &Run, c: &Tally, s: &Tally) {
         t.with_prefix("end.close.client.").len() + t.with_prefix("end.close.server.").len()
     };
     row(md, "distinct close codes", codes(c), codes(s));
-    let unclean: Vec<String> = s
-        .with_prefix("unclean.")
-        .iter()
-        .map(|(k, v)| format!("{k} {}", count(*v)))
-        .collect();
     let _ = writeln!(
         md,
         "\nThe server saw the dropped connections end as: {}.",
-        if unclean.is_empty() {
-            "none".to_owned()
-        } else {
-            unclean.join(", ")
-        }
+        s.listing("unclean.")
     );
 }
 

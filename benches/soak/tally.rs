@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::common::table::fmt_count;
 use crate::rng::mix;
 
 /// How a connection ended, as both sides name it.
@@ -110,7 +111,7 @@ impl Tally {
         let items: Vec<String> = self
             .with_prefix(prefix)
             .iter()
-            .map(|(k, v)| format!("{k} {v}"))
+            .map(|(k, &v)| format!("{k} {}", fmt_count(v as f64)))
             .collect();
         if items.is_empty() {
             "none".to_owned()
