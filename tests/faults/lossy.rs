@@ -11,19 +11,19 @@ const JITTER: Duration = Duration::from_millis(20);
 const CI_MESSAGES: u64 = 2_000;
 
 /// Messages each way per test in the long mode: the issue's figure.
-const LONG_MESSAGES: u64 = 20_000;
+pub(super) const LONG_MESSAGES: u64 = 20_000;
 
 /// What a lossy test sends, and the seed of everything random in it.
 #[derive(Debug, Clone, Copy)]
-struct Workload {
-    messages: u64,
-    seed: u64,
-    mix: SizeMix,
+pub(super) struct Workload {
+    pub(super) messages: u64,
+    pub(super) seed: u64,
+    pub(super) mix: SizeMix,
 }
 
 /// How message sizes are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SizeMix {
+pub(super) enum SizeMix {
     /// CI: 78% of 16 B–1 KiB, 20% up to 16 KiB, 2% up to 256 KiB.
     SkewedSmall,
     /// The long mode: every power of two from 16 B to 128 KiB equally
@@ -32,7 +32,7 @@ enum SizeMix {
 }
 
 impl SizeMix {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Self::SkewedSmall => "skewed small",
             Self::Spread => "spread evenly over 16 B-256 KiB",
@@ -42,17 +42,20 @@ impl SizeMix {
 
 /// One side's messages: the seed they are drawn from, and their sizes.
 #[derive(Debug, Clone, Copy)]
-struct Sequence {
+pub(super) struct Sequence {
     seed: u64,
     mix: SizeMix,
 }
 
 impl Workload {
-    fn from_env(default_seed: u64) -> Self {
+    /// `ci_messages` messages, or `long_messages` in the long mode, unless
+    /// `WSSTREAM_FAULTS_MESSAGES` says otherwise; seeded by
+    /// `WSSTREAM_FAULTS_SEED`, else `default_seed`.
+    pub(super) fn from_env(default_seed: u64, ci_messages: u64, long_messages: u64) -> Self {
         let messages = env_number("WSSTREAM_FAULTS_MESSAGES").unwrap_or(if long_mode() {
-            LONG_MESSAGES
+            long_messages
         } else {
-            CI_MESSAGES
+            ci_messages
         });
         let seed = env_number("WSSTREAM_FAULTS_SEED").unwrap_or(default_seed);
         let mix = if long_mode() {
@@ -68,7 +71,7 @@ impl Workload {
     }
 
     /// What the client sends, and what the server sends.
-    fn client(&self) -> Sequence {
+    pub(super) fn client(&self) -> Sequence {
         Sequence {
             seed: self.seed ^ 0xC11E_0000_0000_0001,
             mix: self.mix,
@@ -84,7 +87,7 @@ impl Workload {
 
     /// How long each side may take: generous, as the link is slow and the
     /// machine may be busy.
-    fn limit(&self) -> Duration {
+    pub(super) fn limit(&self) -> Duration {
         Duration::from_secs(150 + self.messages / 5)
     }
 }
@@ -238,11 +241,11 @@ fn cut(data: &Bytes, rng: &mut SplitMix64, max_chunk: usize) -> Vec<Bytes> {
 
 /// What one side sent or read.
 #[derive(Debug, Default, Clone, Copy)]
-struct Tally {
-    messages: u64,
-    bytes: u64,
+pub(super) struct Tally {
+    pub(super) messages: u64,
+    pub(super) bytes: u64,
     /// Sent through the streamed API, or read in chunks.
-    streamed: u64,
+    pub(super) streamed: u64,
 }
 
 /// Sends the first `count` messages of `sequence`, then flushes.
@@ -352,14 +355,14 @@ async fn receive_all(who: &str, readable: &mut Readable, sequence: Sequence, cou
 
 /// What one side of a lossy exchange did.
 #[derive(Debug, Clone, Copy)]
-struct Exchange {
-    sent: Tally,
-    received: Tally,
-    elapsed: Duration,
+pub(super) struct Exchange {
+    pub(super) sent: Tally,
+    pub(super) received: Tally,
+    pub(super) elapsed: Duration,
 }
 
 /// Sends our sequence and reads theirs at the same time.
-async fn exchange(
+pub(super) async fn exchange(
     who: &str,
     readable: &mut Readable,
     writable: &mut Writable,
@@ -379,8 +382,20 @@ async fn exchange(
     }
 }
 
+/// The client's close once it has everything: 1000 "done", then the
+/// readable must end and `closed()` report 1000. How long that took.
+pub(super) async fn close_done(ws: &WebSocketStream, readable: &mut Readable) -> Duration {
+    let closing = Instant::now();
+    ws.close(1000, "done").unwrap();
+    let end = within("client: the server's close", STEP, readable.next()).await;
+    assert!(end.is_none(), "client: expected the end, got {end:?}");
+    let closed = within("client: closed", STEP, ws.closed()).await.unwrap();
+    assert_eq!(closed.code, 1000);
+    closing.elapsed()
+}
+
 /// The options of both ends, with permessage-deflate on or off.
-fn deflate_options(deflate: bool) -> (Options, ServerOptions) {
+pub(super) fn deflate_options(deflate: bool) -> (Options, ServerOptions) {
     let (client, server) = (Options::default(), ServerOptions::default());
     #[cfg(feature = "deflate")]
     if deflate {
@@ -393,15 +408,32 @@ fn deflate_options(deflate: bool) -> (Options, ServerOptions) {
     (client, server)
 }
 
-async fn lossy_exchange(test: &str, deflate: bool, default_seed: u64) {
-    let work = Workload::from_env(default_seed);
+/// The namespaces of the test `test` with the lossy link between them,
+/// its losses seeded by `seed`; `None` (said on the terminal) when not root.
+pub(super) fn lossy_pair(test: &str, seed: u64) -> Option<NetPair> {
     let params = LinkParams {
         loss: LOSS,
         delay: DELAY,
         jitter: JITTER,
-        seed: work.seed,
+        seed,
     };
-    let Some(pair) = NetPair::with_lossy_link(test, params) else {
+    NetPair::with_lossy_link(test, params)
+}
+
+/// The lossy link's settings and what its relay counted, for a report.
+pub(super) fn link_figures(pair: &NetPair) -> String {
+    let link = pair.lossy().map(|link| link.summary()).unwrap_or_default();
+    format!(
+        "link {} ± {} ms, {:.0}% loss: {link}",
+        DELAY.as_millis(),
+        JITTER.as_millis(),
+        LOSS * 100.0,
+    )
+}
+
+async fn lossy_exchange(test: &str, deflate: bool, default_seed: u64) {
+    let work = Workload::from_env(default_seed, CI_MESSAGES, LONG_MESSAGES);
+    let Some(pair) = lossy_pair(test, work.seed) else {
         return;
     };
     let addr = pair.lossy_server_addr(PORT);
@@ -472,13 +504,7 @@ async fn lossy_exchange(test: &str, deflate: bool, default_seed: u64) {
                 work.messages,
             )
             .await;
-            let closing = Instant::now();
-            ws.close(1000, "done").unwrap();
-            let end = within("client: the server's close", STEP, readable.next()).await;
-            assert!(end.is_none(), "client: expected the end, got {end:?}");
-            let closed = within("client: closed", STEP, ws.closed()).await.unwrap();
-            assert_eq!(closed.code, 1000);
-            (done, closing.elapsed())
+            (done, close_done(&ws, &mut readable).await)
         });
 
     let started = Instant::now();
@@ -486,13 +512,12 @@ async fn lossy_exchange(test: &str, deflate: bool, default_seed: u64) {
         within(test, limit + STEP, async { tokio::join!(server, client) }).await;
     let elapsed = started.elapsed();
     let both = client.sent.bytes + server.sent.bytes;
-    let link = pair.lossy().map(|link| link.summary()).unwrap_or_default();
     report(&format!(
         "{test}: {} + {} messages (client + server; sizes {}; {} + {}; {} + {} sent \
          through the streamed API, {} + {} read in chunks), every one intact and in order, in \
          {} ({:.0} KiB/s both ways together; client done in {}, server in {}); close 1000 on \
          both ends, close() to closed() {} (the last messages still on their way); seed \
-         {:#x}; link {} ± {} ms, {:.0}% loss: {link}",
+         {:#x}; {}",
         client.sent.messages,
         server.sent.messages,
         work.mix.name(),
@@ -508,9 +533,7 @@ async fn lossy_exchange(test: &str, deflate: bool, default_seed: u64) {
         seconds(server.elapsed),
         seconds(close_took),
         work.seed,
-        DELAY.as_millis(),
-        JITTER.as_millis(),
-        LOSS * 100.0,
+        link_figures(&pair),
     ));
     assert_eq!(client.received.messages, work.messages);
     assert_eq!(server.received.messages, work.messages);

@@ -23,6 +23,7 @@ mod programs;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
@@ -205,7 +206,19 @@ impl PythonServer {
     /// Starts `tests/peers/python/echo_server.py` on 127.0.0.1 with extra
     /// arguments (`--tls CERT KEY`, `--protocols a,b`).
     pub fn echo(args: &[&str]) -> Self {
-        Self::start("echo_server.py", ["127.0.0.1", "0"].iter().chain(args))
+        Self::echo_at(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), args)
+    }
+
+    /// Starts `echo_server.py` on `addr` (port 0 picks a free one). The
+    /// process is forked from the calling thread, so called from a thread
+    /// inside a network namespace (`Netns::run` of `netns.rs`) it listens
+    /// in that namespace; [`interpreter`] must then have been called before,
+    /// outside it, as installing `websockets` needs PyPI.
+    pub fn echo_at(addr: SocketAddr, args: &[&str]) -> Self {
+        let (host, port) = (addr.ip().to_string(), addr.port().to_string());
+        let mut all = vec![host.as_str(), port.as_str()];
+        all.extend_from_slice(args);
+        Self::start("echo_server.py", all)
     }
 
     /// Starts a script of `tests/peers/python` that prints `PORT <n>` as its
@@ -273,7 +286,8 @@ impl PythonServer {
         server
     }
 
-    /// The port the server listens on, on 127.0.0.1.
+    /// The port the server listens on (on 127.0.0.1, but for
+    /// [`echo_at`](Self::echo_at)).
     pub fn port(&self) -> u16 {
         self.port
     }
