@@ -27,6 +27,7 @@ use crate::process::{
 };
 use crate::runtime::runtime;
 use crate::tally::{kind, note, End, Shared, Tally};
+use crate::tls;
 
 /// The longest any one step (open, send, an echo, the close) may take.
 pub(crate) const STEP: Duration = Duration::from_secs(20);
@@ -43,7 +44,10 @@ pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every loop shares.
 struct Ctx {
+    /// `ws://…/soak/`, or `wss://…/soak/` with TLS.
     url: String,
+    /// With TLS: the configuration trusting the run's CA alone.
+    tls: Option<Arc<rustls::ClientConfig>>,
     seed: u64,
     conns: u64,
     deadline: Instant,
@@ -56,6 +60,8 @@ pub(crate) fn run_client() {
     let seconds = env_u64(SECONDS, DEFAULT_SECONDS);
     let conns = env_u64(CONNECTIONS, DEFAULT_CONNECTIONS);
     let seed = env_u64(SEED, 0);
+    // Built before the first reading, so that the start includes it.
+    let tls = tls::enabled().then(tls::client_config);
     // The parent closes our stdin only if it is going away.
     std::thread::spawn(|| {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
@@ -70,7 +76,11 @@ pub(crate) fn run_client() {
         say("CHURN_START");
         let began = Instant::now();
         let ctx = Arc::new(Ctx {
-            url: format!("ws://{addr}/soak/"),
+            url: format!(
+                "{}://{addr}/soak/",
+                if tls.is_some() { "wss" } else { "ws" }
+            ),
+            tls,
             seed,
             conns,
             deadline: began + Duration::from_secs(seconds),
@@ -195,6 +205,9 @@ impl Conn {
             .ping_timeout(Some(PING_TIMEOUT));
         if let Some(deflate) = plan.deflate {
             options = options.deflate(deflate);
+        }
+        if let Some(tls) = &ctx.tls {
+            options = options.tls_config(tls.clone());
         }
         let ws = WebSocketStream::connect(format!("{}{}", ctx.url, self.id), options);
         let opened = match try_step("open", ws.opened()).await {

@@ -13,10 +13,11 @@
 //!
 //! `SOAK_SECONDS` (default 120) is the churn's length, `SOAK_CONNECTIONS`
 //! (default 5000) the client's connection loops (each holds one
-//! connection at a time, and reconnects), `SOAK_SEED` the
-//! seed of every random choice (printed; a fresh one by default), and
-//! `SOAK_OUT` the directory for `soak-samples.csv` and `soak.svg`
-//! (relative to the workspace root; default `target/soak`). The report
+//! connection at a time, and reconnects), `SOAK_SEED` the seed of every
+//! random choice (printed; a fresh one by default), `SOAK_OUT` the
+//! directory for `soak-samples.csv` and `soak.svg` (relative to the
+//! workspace root; default `target/soak`), and `SOAK_TLS=1` makes every
+//! connection `wss://` through rustls (default `0`: `ws://`). The report
 //! goes to stdout as Markdown; the exit status is non-zero when a check
 //! fails. Everything runs on 127.0.0.1, and every wait has a deadline:
 //! the whole run ends within the churn plus about five minutes, and the
@@ -29,6 +30,16 @@
 //!   multi-thread tokio runtime of 2 workers (`runtime.rs` says why) and
 //!   the file-descriptor limit raised. They talk to the parent in lines on
 //!   stdin and stdout.
+//! - **TLS** (`SOAK_TLS=1`, `tls.rs`): the parent makes a throwaway CA
+//!   and a certificate for 127.0.0.1 with rcgen for the run, and gives
+//!   them to the children as PEM in environment variables; the client
+//!   connects to `wss://` with a rustls configuration trusting that CA
+//!   alone, and the server runs `tokio_rustls::TlsAcceptor` on each TCP
+//!   connection (within the same step deadline as the rest; a failed
+//!   handshake is an `error.tls.*`) and accepts the WebSocket on the TLS
+//!   stream. TLS 1.3 only, ring provider, sessions resumed as rustls
+//!   does by default. Everything else is as with `ws`; the frames are
+//!   counted in plaintext, above the TLS.
 //! - **The client** runs `SOAK_CONNECTIONS` loops, started over 2 s. Each
 //!   connects with `WebSocketStream::connect` to
 //!   `ws://127.0.0.1:port/soak/<id>` (a new id per connection), and
@@ -104,6 +115,7 @@ mod run;
 mod runtime;
 mod server;
 mod tally;
+mod tls;
 mod wire;
 
 use std::env;

@@ -18,6 +18,7 @@ use crate::report::report;
 use crate::rng::run_seed;
 use crate::run::{fields, reading, Run, Sample};
 use crate::tally::Tally;
+use crate::tls::{self, Pki, TLS};
 
 /// Where `SOAK_OUT` points, or `target/soak` (the target directory of
 /// this binary). A relative `SOAK_OUT` is taken from the workspace root,
@@ -38,12 +39,18 @@ pub(crate) fn run_parent() {
         seconds: env_u64(SECONDS, DEFAULT_SECONDS),
         conns: env_u64(CONNECTIONS, DEFAULT_CONNECTIONS),
         seed: run_seed(),
+        tls: tls::enabled(),
         ..Run::default()
     };
     eprintln!(
-        "soak: {} connections for {} s (SOAK_SEED={}), 127.0.0.1 only",
-        run.conns, run.seconds, run.seed
+        "soak: {} connections for {} s (SOAK_SEED={}), {}, 127.0.0.1 only",
+        run.conns,
+        run.seconds,
+        run.seed,
+        if run.tls { "wss" } else { "ws" }
     );
+    // A CA and a server certificate made for this run alone.
+    let pki = run.tls.then(Pki::generate);
     // Everything the children do, with room to spare: the churn, the
     // ramp, the last connections, the drain, both waits for quiet.
     let deadline = began
@@ -58,8 +65,11 @@ pub(crate) fn run_parent() {
         (SECONDS, run.seconds.to_string()),
         (CONNECTIONS, run.conns.to_string()),
         (SEED, run.seed.to_string()),
+        (TLS, u8::from(run.tls).to_string()),
     ];
-    let mut server = Proc::start(Side::Server, &common, events.clone());
+    let mut vars = common.to_vec();
+    vars.extend(pki.iter().flat_map(Pki::server_vars));
+    let mut server = Proc::start(Side::Server, &vars, events.clone());
     let port = match inbox.recv_timeout(Duration::from_secs(10)) {
         Ok(Event {
             line: Some(line), ..
@@ -72,6 +82,7 @@ pub(crate) fn run_parent() {
         panic!("the server did not say its port");
     };
     let mut vars = common.to_vec();
+    vars.extend(pki.iter().flat_map(Pki::client_vars));
     vars.push((ADDR, format!("127.0.0.1:{port}")));
     let mut client = Proc::start(Side::Client, &vars, events);
     let mut open = [true, true];

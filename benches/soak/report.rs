@@ -38,6 +38,7 @@ pub(crate) fn report(run: &Run, checks: &[Check], out: &Path, written: Option<&S
         md,
         "- Server and client: a process each on 127.0.0.1, each a multi-thread tokio runtime with 2 workers"
     );
+    transport(&mut md, run);
     let _ = writeln!(
         md,
         "- `SOAK_SEED={}`: the same seed gives every connection the same plan",
@@ -92,6 +93,28 @@ pub(crate) fn report(run: &Run, checks: &[Check], out: &Path, written: Option<&S
         }
     }
     md
+}
+
+/// The setup line of the transport: `ws`, or `wss` with the server's
+/// count of full and resumed TLS handshakes.
+fn transport(md: &mut String, run: &Run) {
+    if !run.tls {
+        let _ = writeln!(md, "- Transport: ws");
+        return;
+    }
+    let _ = write!(
+        md,
+        "- Transport: wss (TLS 1.3 via rustls), ring provider; a throwaway CA and a certificate for 127.0.0.1 made for this run, the client trusting that CA alone"
+    );
+    if let Some(s) = &run.server.result {
+        let _ = write!(
+            md,
+            "; the server's TLS handshakes: {} full, {} resumed",
+            count(s.get("tls.full")),
+            count(s.get("tls.resumed"))
+        );
+    }
+    let _ = writeln!(md);
 }
 
 fn row(md: &mut String, what: &str, client: impl ToString, server: impl ToString) {

@@ -37,6 +37,8 @@ pub(crate) struct Run {
     pub(crate) seconds: u64,
     pub(crate) conns: u64,
     pub(crate) seed: u64,
+    /// wss (`SOAK_TLS=1`) rather than ws.
+    pub(crate) tls: bool,
     pub(crate) samples: Vec<Sample>,
     pub(crate) churn_start: Option<f64>,
     pub(crate) churn_end: Option<f64>,

@@ -1,8 +1,10 @@
 //! The server process: a listener on 127.0.0.1, `WebSocketStream::accept`
-//! on a task per TCP connection (its frames counted on the way:
-//! `wire.rs`), every data message checked and echoed, a close when the
-//! client asks for one, and each connection's end counted; on `FINISH`
-//! (stdin), the wait for its figures to come back, and its counts.
+//! on a task per TCP connection (with `SOAK_TLS=1`, on the TLS stream
+//! that `tokio_rustls::TlsAcceptor` made of it; its frames counted on the
+//! way, in plaintext: `wire.rs`), every data message checked and echoed,
+//! a close when the client asks for one, and each connection's end
+//! counted; on `FINISH` (stdin), the wait for its figures to come back,
+//! and its counts.
 //!
 //! Lines on stdout: `PORT n`, `START <fields>` (listening, no connection
 //! yet), `SAMPLE <fields>` every second, `END <fields> trimmed_rss_kib=…
@@ -15,8 +17,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::{FutureExt, SinkExt, StreamExt};
+use rustls::HandshakeKind;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::timeout;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 use wsstream::{DeflateConfig, Readable, ServerOptions, WebSocketStream, Writable};
 
 use crate::client::{CONNECTION_LIMIT, DRAIN_LIMIT, PING_TIMEOUT, RAMP, STEP};
@@ -27,6 +33,7 @@ use crate::process::{child_setup, env_u64, DEFAULT_SECONDS, SECONDS, SEED};
 use crate::rng::Rng;
 use crate::runtime::runtime;
 use crate::tally::{kind, note, End, Shared, Tally};
+use crate::tls;
 use crate::wire::{self, Counted};
 
 /// The share of connections with server keepalive pings, in %.
@@ -40,7 +47,12 @@ const READ_LIMIT: Duration = Duration::from_secs(30);
 /// client's own limit fires first.
 const CONNECTION_LIMIT_SERVER: Duration = Duration::from_secs(90);
 /// The ends of a dropped connection that the server may see: the TCP
-/// connection ended (or was reset) without a close frame.
+/// connection ended (or was reset) without a close frame. With TLS the
+/// list needs nothing more: a client that drops its connection sends no
+/// TLS close_notify either, and rustls reports the TCP end that follows
+/// as `io.unexpectedeof` where plain TCP gives `connection_lost` (in a
+/// 60 s wss run: 13,009 of 13,058 drops; the rest reset or broken pipe,
+/// as with ws).
 const UNCLEAN: [&str; 4] = [
     "connection_lost",
     "io.connectionreset",
@@ -51,12 +63,16 @@ const UNCLEAN: [&str; 4] = [
 struct Ctx {
     seed: u64,
     tally: Shared,
+    /// With TLS: the acceptor presenting the run's certificate.
+    tls: Option<TlsAcceptor>,
 }
 
 pub(crate) fn run_server() {
     child_setup();
     let seed = env_u64(SEED, 0);
     let seconds = env_u64(SECONDS, DEFAULT_SECONDS);
+    // Built before the first reading, so that the start includes it.
+    let tls = tls::enabled().then(|| TlsAcceptor::from(tls::server_config()));
     let (finish, finished) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
         let mut finish = Some(finish);
@@ -84,6 +100,7 @@ pub(crate) fn run_server() {
         let ctx = Arc::new(Ctx {
             seed,
             tally: Mutex::default(),
+            tls,
         });
         tokio::spawn(accept_loop(listener, ctx.clone()));
         tokio::task::yield_now().await;
@@ -212,8 +229,14 @@ impl Conn {
             .deflate(DeflateConfig::default())
             .ping_interval(keepalive)
             .ping_timeout(Some(PING_TIMEOUT));
-        let accepting = WebSocketStream::accept(Counted::new(tcp), options);
-        let ws = match try_step("accept", accepting).await {
+        let accepted = match &ctx.tls {
+            None => accept(tcp, options).await,
+            Some(acceptor) => match self.tls_handshake(acceptor, tcp).await {
+                Ok(tls) => accept(tls, options).await,
+                Err(key) => Err(key),
+            },
+        };
+        let ws = match accepted {
             Ok(ws) => ws,
             Err(key) => return self.fail(key),
         };
@@ -244,6 +267,28 @@ impl Conn {
                 self.finish(End::Error);
             }
         }
+    }
+
+    /// The TLS handshake, within [`STEP`] like the server's other steps; a
+    /// failure is an error of its own kind (`error.tls.deadline`,
+    /// `error.tls.io.<kind>`). Counts full and resumed handshakes
+    /// (`tls.full`, `tls.resumed`).
+    async fn tls_handshake(
+        &mut self,
+        acceptor: &TlsAcceptor,
+        tcp: TcpStream,
+    ) -> Step<TlsStream<TcpStream>> {
+        let tls = timeout(STEP, acceptor.accept(tcp))
+            .await
+            .map_err(|_| "error.tls.deadline".to_owned())?
+            .map_err(|e| {
+                note(format_args!("server: TLS handshake: {e}"));
+                format!("error.tls.io.{:?}", e.kind()).to_lowercase()
+            })?;
+        let resumed = tls.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+        self.tally
+            .add(if resumed { "tls.resumed" } else { "tls.full" }, 1);
+        Ok(tls)
     }
 
     /// Checks and echoes every data message, closes when asked, until the
@@ -329,4 +374,13 @@ impl Conn {
             unflushed = true;
         }
     }
+}
+
+/// The WebSocket handshake over `io` (TCP, or TLS over it), its frames
+/// counted from here on, in plaintext.
+async fn accept<T>(io: T, options: ServerOptions) -> Step<WebSocketStream>
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    try_step("accept", WebSocketStream::accept(Counted::new(io), options)).await
 }

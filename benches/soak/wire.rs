@@ -1,6 +1,7 @@
 //! What crosses the server's sockets, frame by frame: the server accepts
-//! over its `TcpStream` wrapped in [`Counted`], which reads the header of
-//! every frame in both directions (past the HTTP upgrade) and counts
+//! over its `TcpStream` wrapped in [`Counted`] (with TLS, the TLS stream
+//! over it: the frames are counted in plaintext), which reads the header
+//! of every frame in both directions (past the HTTP upgrade) and counts
 //! pings, pongs, close frames and data frames. The API shows none of the
 //! control frames, so this is how the soak knows that keepalive pings went
 //! out and were each answered (but the last of a connection, which may
