@@ -25,7 +25,10 @@ use crate::tls::{self, Pki, TLS};
 /// where the command is typed (`cargo bench` runs this in `benches/`).
 fn out_dir() -> PathBuf {
     match std::env::var_os("SOAK_OUT") {
-        Some(dir) => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join(dir),
+        Some(dir) => {
+            let benches = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            benches.parent().unwrap_or(benches).join(dir)
+        }
         None => std::env::current_exe()
             .ok()
             .and_then(|exe| Some(exe.ancestors().nth(3)?.join("soak")))
