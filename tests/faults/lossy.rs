@@ -382,16 +382,40 @@ pub(super) async fn exchange(
     }
 }
 
-/// The client's close once it has everything: 1000 "done", then the
-/// readable must end and `closed()` report 1000. How long that took.
-pub(super) async fn close_done(ws: &WebSocketStream, readable: &mut Readable) -> Duration {
+/// The client's whole session with the echo or server at `url`: the
+/// opening (permessage-deflate negotiated exactly when `deflate`), our
+/// sequence sent while theirs is read and checked, then `close(1000,
+/// "done")`, the end of the readable and `closed()` with 1000. Returns the
+/// exchange, the extensions negotiated, and the time from `close()` to
+/// `closed()`.
+pub(super) async fn client_session(
+    url: String,
+    options: Options,
+    deflate: bool,
+    ours: Sequence,
+    theirs: Sequence,
+    count: u64,
+) -> (Exchange, String, Duration) {
+    let ws = WebSocketStream::connect(url, options);
+    let Opened {
+        mut readable,
+        mut writable,
+        extensions,
+        ..
+    } = within("client handshake", STEP, ws.opened()).await.unwrap();
+    assert_eq!(
+        extensions.contains("permessage-deflate"),
+        deflate,
+        "{extensions}"
+    );
+    let done = exchange("client", &mut readable, &mut writable, ours, theirs, count).await;
     let closing = Instant::now();
     ws.close(1000, "done").unwrap();
     let end = within("client: the server's close", STEP, readable.next()).await;
     assert!(end.is_none(), "client: expected the end, got {end:?}");
     let closed = within("client: closed", STEP, ws.closed()).await.unwrap();
     assert_eq!(closed.code, 1000);
-    closing.elapsed()
+    (done, extensions.to_string(), closing.elapsed())
 }
 
 /// The options of both ends, with permessage-deflate on or off.
@@ -483,28 +507,16 @@ async fn lossy_exchange(test: &str, deflate: bool, default_seed: u64) {
     let client = pair
         .client
         .spawn("lossy client", limit, move || async move {
-            let ws = WebSocketStream::connect(format!("ws://{addr}/lossy"), client_options);
-            let Opened {
-                mut readable,
-                mut writable,
-                extensions,
-                ..
-            } = within("client handshake", STEP, ws.opened()).await.unwrap();
-            assert_eq!(
-                extensions.contains("permessage-deflate"),
+            let (done, _, close_took) = client_session(
+                format!("ws://{addr}/lossy"),
+                client_options,
                 deflate,
-                "{extensions}"
-            );
-            let done = exchange(
-                "client",
-                &mut readable,
-                &mut writable,
                 work.client(),
                 work.server(),
                 work.messages,
             )
             .await;
-            (done, close_done(&ws, &mut readable).await)
+            (done, close_took)
         });
 
     let started = Instant::now();

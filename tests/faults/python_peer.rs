@@ -12,7 +12,7 @@
 //! it closes with 1000 "done"; `websockets` answers the close.
 
 use super::lossy::{
-    close_done, deflate_options, exchange, link_figures, lossy_pair, Workload, LONG_MESSAGES,
+    client_session, deflate_options, link_figures, lossy_pair, Workload, LONG_MESSAGES,
 };
 use super::python::{self, PythonServer};
 use super::*;
@@ -43,29 +43,9 @@ async fn python_echo(test: &str, deflate: bool, default_seed: u64) {
     let client = pair
         .client
         .spawn("client of the Python echo", limit, move || async move {
-            let ws = WebSocketStream::connect(format!("ws://{addr}/echo"), options);
-            let Opened {
-                mut readable,
-                mut writable,
-                extensions,
-                ..
-            } = within("client handshake", STEP, ws.opened()).await.unwrap();
-            assert_eq!(
-                extensions.contains("permessage-deflate"),
-                deflate,
-                "{extensions}"
-            );
             // The echo of our sequence is our sequence.
-            let done = exchange(
-                "client",
-                &mut readable,
-                &mut writable,
-                ours,
-                ours,
-                work.messages,
-            )
-            .await;
-            (done, extensions, close_done(&ws, &mut readable).await)
+            let url = format!("ws://{addr}/echo");
+            client_session(url, options, deflate, ours, ours, work.messages).await
         });
 
     let started = Instant::now();
