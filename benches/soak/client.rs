@@ -139,7 +139,6 @@ async fn connection_loop(slot: u64, ctx: &Ctx) {
             id,
             tally: Tally::default(),
             open: None,
-            ended: false,
         };
         if timeout(CONNECTION_LIMIT, conn.run(ctx, &plan))
             .await
@@ -147,7 +146,8 @@ async fn connection_loop(slot: u64, ctx: &Ctx) {
         {
             conn.fail("error.connection.deadline".to_owned());
         }
-        if conn.open.is_some() && !conn.ended {
+        // Opened and not finished: the deadline cut it short.
+        if conn.open.is_some() {
             conn.finish(End::Error);
         }
         ctx.tally
@@ -162,13 +162,13 @@ async fn connection_loop(slot: u64, ctx: &Ctx) {
 struct Conn {
     id: u64,
     tally: Tally,
-    /// While it is open: counted in `OPEN`.
+    /// From the opening until it ends: counted in `OPEN`.
     open: Option<OpenGuard>,
-    ended: bool,
 }
 
-/// A step of a connection: `Err(key)` names what went wrong.
-type Step<T> = Result<T, String>;
+/// A step of a connection (the client's and the server's): `Err(key)`
+/// names what went wrong.
+pub(crate) type Step<T> = Result<T, String>;
 
 /// `future` within [`STEP`]; `what` names it in the error's key.
 async fn step<T>(what: &str, future: impl Future<Output = T>) -> Step<T> {
@@ -178,7 +178,7 @@ async fn step<T>(what: &str, future: impl Future<Output = T>) -> Step<T> {
 }
 
 /// A `Result<_, wsstream::Error>` step.
-async fn try_step<T>(
+pub(crate) async fn try_step<T>(
     what: &str,
     future: impl Future<Output = Result<T, wsstream::Error>>,
 ) -> Step<T> {
@@ -195,7 +195,6 @@ impl Conn {
 
     fn finish(&mut self, end: End) {
         self.tally.end(self.id, end);
-        self.ended = true;
         self.open = None;
     }
 

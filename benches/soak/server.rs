@@ -25,7 +25,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use wsstream::{DeflateConfig, Readable, ServerOptions, WebSocketStream, Writable};
 
-use crate::client::{CONNECTION_LIMIT, DRAIN_LIMIT, PING_TIMEOUT, RAMP, STEP};
+use crate::client::{try_step, Step, CONNECTION_LIMIT, DRAIN_LIMIT, PING_TIMEOUT, RAMP, STEP};
 use crate::gauges::{say, start_sampling, trim, wait_for_quiet, OpenGuard, Reading, QUIET_LIMIT};
 use crate::os_limits::rss_kib;
 use crate::payload::{close_reason, read, Incoming};
@@ -172,7 +172,6 @@ async fn serve(tcp: TcpStream, n: u64, ctx: &Ctx) {
         id: None,
         tally: Tally::default(),
         open: None,
-        ended: false,
     };
     if timeout(CONNECTION_LIMIT_SERVER, conn.run(tcp, n, ctx))
         .await
@@ -180,7 +179,8 @@ async fn serve(tcp: TcpStream, n: u64, ctx: &Ctx) {
     {
         conn.fail("error.connection.deadline".to_owned());
     }
-    if conn.open.is_some() && !conn.ended {
+    // Opened and not finished: the deadline cut it short.
+    if conn.open.is_some() {
         conn.finish(End::Error);
     }
     lock(&ctx.tally).merge(&conn.tally);
@@ -192,19 +192,6 @@ struct Conn {
     id: Option<u64>,
     tally: Tally,
     open: Option<OpenGuard>,
-    ended: bool,
-}
-
-type Step<T> = Result<T, String>;
-
-async fn try_step<T>(
-    what: &str,
-    future: impl std::future::Future<Output = Result<T, wsstream::Error>>,
-) -> Step<T> {
-    timeout(STEP, future)
-        .await
-        .map_err(|_| format!("error.{what}.deadline"))?
-        .map_err(|e| format!("error.{what}.{}", kind(&e)))
 }
 
 impl Conn {
@@ -215,7 +202,6 @@ impl Conn {
 
     fn finish(&mut self, end: End) {
         self.tally.end(self.id.unwrap_or(u64::MAX), end);
-        self.ended = true;
         self.open = None;
     }
 
