@@ -44,8 +44,16 @@ pub(crate) fn pin_to_cpu(cpu: usize) {
 }
 
 /// User plus system CPU time of this process, every thread included.
-#[allow(unsafe_code)]
 pub(crate) fn cpu_time() -> Duration {
+    let (user, system) = cpu_times();
+    user + system
+}
+
+/// This process's CPU time in user space and in the kernel, every thread
+/// included (`getrusage`; the kernel splits its exact total between the
+/// two by where its ticks found the process).
+#[allow(unsafe_code)]
+pub(crate) fn cpu_times() -> (Duration, Duration) {
     // SAFETY: `rusage` is plain integers, so all zeroes is a valid value;
     // `getrusage` writes into the valid reference it is given.
     let (rc, usage) = unsafe {
@@ -54,8 +62,9 @@ pub(crate) fn cpu_time() -> Duration {
         (rc, usage)
     };
     assert_eq!(rc, 0, "getrusage: {}", io::Error::last_os_error());
-    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+    let micros =
+        |t: libc::timeval| Duration::from_micros(t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64);
+    (micros(usage.ru_utime), micros(usage.ru_stime))
 }
 
 /// `VmHWM`: this process's peak resident set size, in KiB.

@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p wsstream-benches --bench server` (about 7 minutes on 2 cores, once built;
 //! `SERVER_QUICK=1` for a smoke run of one round with a tenth of the
-//! messages, under a minute).
+//! messages, under a minute; `SERVER_ROUNDS=n` for another number of
+//! rounds, `SERVER_ONLY=i` for the `i`th workload alone, from 0).
 //!
 //! Method:
 //!
@@ -13,7 +14,8 @@
 //!   127.0.0.1, `TCP_NODELAY` and a spawned task per connection, library
 //!   defaults otherwise (every default lets 16 KiB messages through), and
 //!   a plain thread that answers `STATS` on stdin with the process's
-//!   CPU time (`getrusage`, user + system), `VmRSS` and `VmHWM`.
+//!   CPU time (`getrusage`, user + system, and the user-space part),
+//!   `VmRSS` and `VmHWM`.
 //!   - wsstream: `WebSocketStream::accept` with `ServerOptions::default()`,
 //!     `opened()`, then `readable.forward(writable)`. A hand-written poll
 //!     loop (read while ready, `start_send` each message when `poll_ready`
@@ -72,7 +74,10 @@
 //!   and warmed, plus half a second with idle connections, so that every
 //!   server task is parked in its read), and after the timed run. Server
 //!   CPU per message is the CPU time between the last two over the
-//!   messages; peak RSS is `VmHWM` at the end (a fresh server process per
+//!   messages, and its user-space part the same for user time (what is
+//!   left is the kernel's: system calls and TCP, much the same work for
+//!   every library, so the user-space part is where libraries differ);
+//!   peak RSS is `VmHWM` at the end (a fresh server process per
 //!   measurement, so the figure is its own); RSS per idle connection is
 //!   `VmRSS` when ready less `VmRSS` before the first connection, over the
 //!   connections. msgs/s is the load generator's count over its wall time.

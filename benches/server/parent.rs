@@ -61,13 +61,17 @@ impl Pins {
 /// tables.
 pub(super) fn run_parent() {
     let quick = quick();
-    let rounds = if quick { 1 } else { ROUNDS };
+    let rounds = env_number("SERVER_ROUNDS").unwrap_or(if quick { 1 } else { ROUNDS });
+    let only = env_number("SERVER_ONLY");
     let pins = Pins::choose();
     let workloads = workloads(quick);
     let mut results = Results::new();
     let mut timing = Timing::default();
     let start = Instant::now();
     for (w, workload) in workloads.iter().enumerate() {
+        if only.is_some_and(|o| o != w) {
+            continue;
+        }
         for &flavour in workload.flavours() {
             for round in 0..rounds {
                 for i in 0..LIBRARIES.len() {
@@ -88,6 +92,11 @@ pub(super) fn run_parent() {
     }
     timing.total = start.elapsed();
     print!("{}", report(&workloads, &results, rounds, pins, timing));
+}
+
+/// An optional numeric environment variable.
+fn env_number(name: &str) -> Option<usize> {
+    std::env::var(name).ok()?.parse().ok()
 }
 
 /// One measurement in a fresh server process, run again (up to

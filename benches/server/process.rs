@@ -40,6 +40,9 @@ fn parse_fields(line: &str, key: &str) -> Option<BTreeMap<String, u64>> {
 pub(super) struct ServerStats {
     /// User + system CPU time so far, every thread.
     pub(super) cpu: Duration,
+    /// The part of `cpu` spent in user space: the library's own code, the
+    /// runtime's and libc's; the rest is the kernel's (system calls, TCP).
+    pub(super) user: Duration,
     pub(super) rss_kib: u64,
     pub(super) hwm_kib: u64,
 }
@@ -90,6 +93,7 @@ impl Server {
         let fields = parse_fields(&line, "STATS ")?;
         Some(ServerStats {
             cpu: Duration::from_nanos(*fields.get("cpu_ns")?),
+            user: Duration::from_nanos(*fields.get("user_ns")?),
             rss_kib: *fields.get("rss_kib")?,
             hwm_kib: *fields.get("hwm_kib")?,
         })
@@ -131,6 +135,12 @@ impl Sample {
 
     pub(super) fn cpu_us_per_message(&self) -> f64 {
         self.server_cpu().as_secs_f64() * 1e6 / self.messages as f64
+    }
+
+    /// The user-space part of [`cpu_us_per_message`](Self::cpu_us_per_message).
+    pub(super) fn user_us_per_message(&self) -> f64 {
+        let user = self.after.user.saturating_sub(self.ready.user);
+        user.as_secs_f64() * 1e6 / self.messages as f64
     }
 
     /// The server's CPU time over the wall time of the run, in % of one

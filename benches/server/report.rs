@@ -22,18 +22,28 @@ const BUSY_FLOOR: f64 = 90.0;
 /// run).
 type Row = (String, Vec<Option<f64>>);
 
-/// A row per workload run on `flavour`: the median of `value` over the
-/// rounds, per library.
+/// The workloads measured on `flavour` in this run (all of them unless
+/// `SERVER_ONLY` picked one), with their indices.
+fn measured<'a>(
+    workloads: &'a [Workload],
+    results: &'a Results,
+    flavour: Flavour,
+) -> impl Iterator<Item = (usize, &'a Workload)> {
+    workloads.iter().enumerate().filter(move |(w, workload)| {
+        workload.flavours().contains(&flavour)
+            && (0..LIBRARIES.len()).any(|lib| results.contains_key(&(*w, flavour, lib)))
+    })
+}
+
+/// A row per workload measured on `flavour`: the median of `value` over
+/// the rounds, per library.
 fn rows(
     workloads: &[Workload],
     results: &Results,
     flavour: Flavour,
     value: impl Fn(&Workload, &Sample) -> f64,
 ) -> Vec<Row> {
-    workloads
-        .iter()
-        .enumerate()
-        .filter(|(_, w)| w.flavours().contains(&flavour))
+    measured(workloads, results, flavour)
         .map(|(w, workload)| {
             let values = (0..LIBRARIES.len())
                 .map(|lib| {
@@ -132,6 +142,13 @@ fn flavour_tables(
     out += &table("workload", &cpus, fmt_small, Some(false));
     let _ = writeln!(
         out,
+        "\n#### The user-space part of it in µs: the library, the runtime and libc; the rest is \
+         the kernel's (lower is better)\n"
+    );
+    let user = rows(workloads, results, flavour, |_, s| s.user_us_per_message());
+    out += &table("workload", &user, fmt_small, Some(false));
+    let _ = writeln!(
+        out,
         "\n#### Server peak RSS in MiB, the whole process (lower is better)\n"
     );
     let rss = rows(workloads, results, flavour, |_, s| s.peak_rss_mib());
@@ -160,6 +177,9 @@ fn idle_table(workloads: &[Workload], results: &Results) -> Option<(String, Vec<
                 .map(move |(_, values)| (flavour.name().to_owned(), values))
         })
         .collect();
+    if rows.is_empty() {
+        return None;
+    }
     let mut out = format!(
         "### Server RSS per idle connection in KiB (lower is better)\n\n\
          The server's VmRSS with all {} connections open, warmed and settled, less its VmRSS \
@@ -217,7 +237,7 @@ fn targets(workloads: &[Workload], results: &Results, idle: Option<&[Row]>) -> S
     for flavour in Flavour::ALL {
         let rates = rows(workloads, results, flavour, |_, s| s.rate());
         let cpus = rows(workloads, results, flavour, |_, s| s.cpu_us_per_message());
-        let run = workloads.iter().filter(|w| w.flavours().contains(&flavour));
+        let run = measured(workloads, results, flavour).map(|(_, w)| w);
         for ((workload, (_, rate)), (_, cpu)) in run.zip(&rates).zip(&cpus) {
             let rate = ratio_to_best(rate, true);
             let cpu = ratio_to_best(cpu, false);

@@ -6,7 +6,7 @@ use std::io::{self, BufRead, Write};
 
 use tokio::net::TcpListener;
 
-use crate::common::os::{cpu_time, env_string, env_usize, peak_rss_kib, pin_to_cpu};
+use crate::common::os::{cpu_times, env_string, env_usize, peak_rss_kib, pin_to_cpu};
 use crate::echo::{echo_tokio_websockets, echo_tungstenite, echo_wsstream};
 use crate::fast_echo::echo_fastwebsockets;
 use crate::os_limits::{raise_fd_limit, rss_kib};
@@ -14,7 +14,7 @@ use crate::process::{FLAVOUR, LIBRARY, PIN};
 use crate::workloads::Flavour;
 
 /// The server process: prints `PORT n`, answers each `STATS` line on
-/// stdin with its CPU time and memory, and exits when stdin closes.
+/// stdin with its CPU time (and the user-space part of it) and memory, and exits when stdin closes.
 pub(super) fn run_server() {
     // Before any thread starts: the threads inherit the mask.
     if let Ok(cpu) = std::env::var(PIN) {
@@ -34,9 +34,11 @@ pub(super) fn run_server() {
             if !line.is_ok_and(|l| l.trim() == "STATS") {
                 break;
             }
+            let (user, system) = cpu_times();
             println!(
-                "STATS cpu_ns={} rss_kib={} hwm_kib={}",
-                cpu_time().as_nanos(),
+                "STATS cpu_ns={} user_ns={} rss_kib={} hwm_kib={}",
+                (user + system).as_nanos(),
+                user.as_nanos(),
                 rss_kib(),
                 peak_rss_kib(),
             );
