@@ -22,6 +22,13 @@ pub(crate) fn env_usize(name: &str) -> usize {
         .unwrap_or_else(|_| panic!("{name} must be a number"))
 }
 
+/// An optional numeric environment variable: the benches' round and case
+/// choices (`SERVER_ROUNDS`, `FANOUT_ONLY`, ...).
+#[allow(dead_code)] // compare and http2 take no such option
+pub(crate) fn env_number(name: &str) -> Option<usize> {
+    env::var(name).ok()?.parse().ok()
+}
+
 /// Whether `name` is set to something other than empty or `0` (the quick
 /// modes).
 pub(crate) fn env_flag(name: &str) -> bool {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::cases::{cases, quick, COLUMNS, DESIGNS, SLOW_ROWS};
+use crate::common::os::env_number;
 use crate::common::table::fmt_small;
 use crate::measure::{measure, Pins, Sample};
 use crate::os_limits::allowed_cpus;
@@ -66,9 +67,4 @@ pub(super) fn run_parent() {
     }
     print!("{}", report(&cases, &results, rounds, pins));
     eprintln!("fanout: done in {:.0} s", start.elapsed().as_secs_f64());
-}
-
-/// An optional numeric environment variable.
-fn env_number(name: &str) -> Option<usize> {
-    std::env::var(name).ok()?.parse().ok()
 }

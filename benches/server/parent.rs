@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::common::os::chosen_cpu;
+use crate::common::os::{chosen_cpu, env_number};
 use crate::os_limits::allowed_cpus;
 use crate::process::{measure, Sample, Server};
 use crate::quiet::{disturbed, wait_for_quiet, ATTEMPTS};
@@ -92,11 +92,6 @@ pub(super) fn run_parent() {
     }
     timing.total = start.elapsed();
     print!("{}", report(&workloads, &results, rounds, pins, timing));
-}
-
-/// An optional numeric environment variable.
-fn env_number(name: &str) -> Option<usize> {
-    std::env::var(name).ok()?.parse().ok()
 }
 
 /// One measurement in a fresh server process, run again (up to

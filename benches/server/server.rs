@@ -14,7 +14,8 @@ use crate::process::{FLAVOUR, LIBRARY, PIN};
 use crate::workloads::Flavour;
 
 /// The server process: prints `PORT n`, answers each `STATS` line on
-/// stdin with its CPU time (and the user-space part of it) and memory, and exits when stdin closes.
+/// stdin with its CPU time (and the user-space part of it) and memory,
+/// and exits when stdin closes.
 pub(super) fn run_server() {
     // Before any thread starts: the threads inherit the mask.
     if let Ok(cpu) = std::env::var(PIN) {
