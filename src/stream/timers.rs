@@ -36,13 +36,23 @@ impl Default for TimeoutConfig {
     }
 }
 
+/// What a connection's deadlines wait on, while none of them changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Armed {
+    /// Not known: the next poll reads the clock.
+    No,
+    /// There is no deadline.
+    NoDeadline,
+    /// The timer, for the earliest deadline.
+    Timer,
+}
+
 /// The deadlines of one connection.
 pub(crate) struct Timers {
     config: TimeoutConfig,
     sleep: Option<Pin<Box<Sleep>>>,
-    /// The deadline `sleep` was last polled for and found pending: it will
-    /// wake the connection then.
-    armed: Option<Instant>,
+    /// What the last poll left waiting, until a deadline changes.
+    armed: Armed,
     next_ping: Option<Instant>,
     /// While a keepalive ping waits for its pong: the pong's deadline.
     awaiting: Option<Instant>,
@@ -57,7 +67,7 @@ impl Timers {
         Self {
             config,
             sleep: None,
-            armed: None,
+            armed: Armed::No,
             next_ping: config.ping_interval.map(|every| now + every),
             awaiting: None,
             pings_sent: 0,
@@ -70,6 +80,7 @@ impl Timers {
     pub(crate) fn on_bytes_received(&mut self) {
         if let Some(idle) = self.config.idle {
             self.idle_deadline = Some(Instant::now() + idle);
+            self.armed = Armed::No;
         }
     }
 
@@ -78,12 +89,23 @@ impl Timers {
     /// means the timer will wake `cx` at the next deadline. `cx` must carry
     /// the same waker at every call (the driver passes its read fan-out's):
     /// a deadline already armed is not polled again.
+    #[inline]
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>, proto: &mut Connection) -> Poll<Timeout> {
-        if !proto.awaiting_pong() {
+        if self.still_armed(proto) {
+            return Poll::Pending;
+        }
+        self.poll_clock(cx, proto)
+    }
+
+    /// [`poll`](Self::poll) when something may be due or has changed.
+    fn poll_clock(&mut self, cx: &mut Context<'_>, proto: &mut Connection) -> Poll<Timeout> {
+        if self.awaiting.is_some() && !proto.awaiting_pong() {
             // The connection saw the matching pong.
             self.awaiting = None;
         }
         loop {
+            // Set again below once the timer waits for the new earliest.
+            self.armed = Armed::No;
             let now = Instant::now();
             if proto.close_sent() && self.close_deadline.is_none() {
                 self.close_deadline = Some(now + self.config.close);
@@ -105,14 +127,9 @@ impl Timers {
                 self.send_ping(now, proto);
             }
             let Some(deadline) = self.earliest() else {
+                self.armed = Armed::NoDeadline;
                 return Poll::Pending;
             };
-            if self.armed == Some(deadline) && now < deadline {
-                // Already registered for this deadline with the same waker
-                // (the read fan-out's, at every call): polling the timer
-                // again on every message would change nothing.
-                return Poll::Pending;
-            }
             let sleep = self
                 .sleep
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -120,10 +137,9 @@ impl Timers {
                 sleep.as_mut().reset(deadline);
             }
             if sleep.as_mut().poll(cx).is_pending() {
-                self.armed = Some(deadline);
+                self.armed = Armed::Timer;
                 return Poll::Pending;
             }
-            self.armed = None;
         }
     }
 
@@ -145,16 +161,38 @@ impl Timers {
         }
     }
 
+    /// Whether the timer waits for the earliest deadline and has not
+    /// fired, and the connection has neither seen the awaited pong (which
+    /// ends a deadline) nor started closing (which starts one): then
+    /// nothing can be due, and the clock need not be read. A deadline that
+    /// passes fires the timer, which wakes the connection and ends this.
+    /// Most calls (two per message read) end here: reading the clock and
+    /// comparing four deadlines on each was a tenth of the instructions of
+    /// a small round trip.
+    #[inline]
+    fn still_armed(&self, proto: &Connection) -> bool {
+        let timer_waits = match self.armed {
+            Armed::No => return false,
+            Armed::NoDeadline => true,
+            Armed::Timer => self.sleep.as_ref().is_some_and(|sleep| !sleep.is_elapsed()),
+        };
+        let no_pong_arrived = self.awaiting.is_none() || proto.awaiting_pong();
+        let no_close_untimed = self.close_deadline.is_some() || !proto.close_sent();
+        timer_waits && no_pong_arrived && no_close_untimed
+    }
+
     fn earliest(&self) -> Option<Instant> {
-        [
-            self.next_ping,
-            self.awaiting,
-            self.idle_deadline,
-            self.close_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, None) => a,
+                (None, b) => b,
+            }
+        }
+        earlier(
+            earlier(self.next_ping, self.awaiting),
+            earlier(self.idle_deadline, self.close_deadline),
+        )
     }
 }
 
@@ -169,5 +207,77 @@ mod tests {
         assert_eq!(config.ping_timeout, Some(Duration::from_secs(20)));
         assert_eq!(config.close, Duration::from_secs(10));
         assert_eq!(config.idle, None);
+    }
+
+    use bytes::Buf;
+
+    fn poll(timers: &mut Timers, proto: &mut Connection) -> Poll<Timeout> {
+        timers.poll(&mut Context::from_waker(std::task::Waker::noop()), proto)
+    }
+
+    fn config(ping_interval: Option<Duration>) -> TimeoutConfig {
+        TimeoutConfig {
+            close: Duration::from_secs(3),
+            ping_interval,
+            ping_timeout: ping_interval,
+            idle: None,
+        }
+    }
+
+    /// While the timer waits for a far deadline (the next keepalive ping,
+    /// or none at all), polls skip the clock; a close must still start its
+    /// own, nearer deadline at the next poll.
+    #[tokio::test(start_paused = true)]
+    async fn a_close_starts_its_deadline_while_the_timer_waits_for_another() {
+        for ping_interval in [Some(Duration::from_secs(20)), None] {
+            let mut timers = Timers::new(config(ping_interval));
+            let mut proto = Connection::new(crate::proto::Role::Client, Default::default());
+            assert!(poll(&mut timers, &mut proto).is_pending());
+            assert!(poll(&mut timers, &mut proto).is_pending());
+            assert!(proto.close(None));
+            let closed_at = Instant::now();
+            assert!(poll(&mut timers, &mut proto).is_pending());
+            tokio::time::sleep(Duration::from_millis(2999)).await;
+            assert!(poll(&mut timers, &mut proto).is_pending());
+            tokio::time::sleep_until(closed_at + Duration::from_secs(3)).await;
+            assert_eq!(poll(&mut timers, &mut proto), Poll::Ready(Timeout::Close));
+        }
+    }
+
+    /// The awaited pong ends the keepalive deadline even though the timer
+    /// is armed for it and has not fired: the next deadline is the next
+    /// ping, not the pong's timeout.
+    #[tokio::test(start_paused = true)]
+    async fn the_awaited_pong_ends_its_deadline_before_the_timer_fires() {
+        let every = Duration::from_secs(2);
+        let mut timers = Timers::new(config(Some(every)));
+        let mut proto = Connection::new(crate::proto::Role::Client, Default::default());
+        assert!(poll(&mut timers, &mut proto).is_pending());
+        tokio::time::sleep(every).await;
+        // The ping goes out; its pong is awaited for `every`.
+        assert!(poll(&mut timers, &mut proto).is_pending());
+        assert!(proto.awaiting_pong());
+        assert!(timers.awaiting.is_some());
+        // The pong arrives, as the driver would feed it.
+        let len = proto.buffered();
+        let queued = proto.outgoing().copy_to_bytes(len);
+        let ping = crate::proto::FrameHeader::parse(&queued).unwrap().unwrap();
+        let payload = &queued[ping.1..];
+        let key = ping.0.mask.unwrap();
+        let unmasked: Vec<u8> = payload
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ key[i % 4])
+            .collect();
+        let mut wire = bytes::BytesMut::from(&[0x8A, unmasked.len() as u8][..]);
+        wire.extend_from_slice(&unmasked);
+        assert!(proto.receive(&mut wire).unwrap().is_none());
+        assert!(!proto.awaiting_pong());
+        assert!(poll(&mut timers, &mut proto).is_pending());
+        assert_eq!(timers.awaiting, None);
+        // Past the pong's timeout: no keepalive failure, the next ping.
+        tokio::time::sleep(every).await;
+        assert!(poll(&mut timers, &mut proto).is_pending());
+        assert!(proto.awaiting_pong());
     }
 }
