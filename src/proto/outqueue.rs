@@ -156,6 +156,14 @@ impl Buf for OutQueue {
                     chunk.advance(cnt);
                     return;
                 }
+                // All of the tail written (the usual end of a write):
+                // cleared, its room kept where it starts. Advancing would
+                // move the start to the end, and the next push would pay
+                // for `reserve` moving it back.
+                None if cnt == self.tail.len() => {
+                    self.tail.clear();
+                    break;
+                }
                 None => {
                     self.tail.advance(cnt);
                     break;
@@ -286,6 +294,26 @@ mod tests {
             assert_eq!(queue.len(), 0);
             assert_eq!(queue.consumed_position(), queue.pushed_position());
         }
+    }
+
+    #[test]
+    fn a_queue_written_to_its_end_takes_the_next_frame_where_it_started() {
+        let mut queue = OutQueue::default();
+        queue.push_frame(&header(3, None), Bytes::from_static(b"abc"));
+        let start = queue.chunk().as_ptr();
+        let room = queue.tail.capacity();
+        queue.advance(5);
+        assert!(queue.is_empty());
+        assert_eq!(queue.tail.capacity(), room);
+        queue.push_frame(&header(2, None), Bytes::from_static(b"xy"));
+        assert_eq!(queue.chunk().as_ptr(), start);
+        // Written in two pieces, the second to the end: the bytes stay right.
+        queue.advance(1);
+        assert_eq!(queue.chunk(), [2, b'x', b'y']);
+        queue.advance(3);
+        queue.push_frame(&header(1, None), Bytes::from_static(b"z"));
+        assert_eq!(drain(&mut queue, usize::MAX), [0x82, 1, b'z']);
+        assert_eq!(queue.consumed_position(), queue.pushed_position());
     }
 
     #[test]
