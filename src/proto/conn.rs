@@ -203,6 +203,9 @@ impl Connection {
     /// [`receive`](Self::receive).
     pub fn receive_event(&mut self, buf: &mut BytesMut) -> Result<Option<Received>, ProtocolError> {
         if !self.stream_requested() && !self.incoming.streamed {
+            if self.nothing_to_decode(buf) {
+                return Ok(None);
+            }
             return Ok(self.receive_whole(buf)?.map(Received::Message));
         }
         self.receive_streamed(buf).map_err(|err| self.fail(err))
@@ -249,7 +252,17 @@ impl Connection {
         false
     }
 
+    /// No byte waits and no frame is in progress: what a reader finds
+    /// before every read. Reading a whole message then yields nothing.
+    #[inline]
+    fn nothing_to_decode(&self, buf: &BytesMut) -> bool {
+        buf.is_empty() && self.decoder.partial_header().is_none()
+    }
+
     fn receive_whole(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
+        if self.nothing_to_decode(buf) {
+            return Ok(None);
+        }
         while self.wants_input() {
             let mut checks = MessageChecks {
                 incoming: &mut self.incoming,
