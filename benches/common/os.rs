@@ -51,6 +51,7 @@ pub(crate) fn pin_to_cpu(cpu: usize) {
 }
 
 /// User plus system CPU time of this process, every thread included.
+#[allow(dead_code)] // compare and server split it with `cpu_times`
 pub(crate) fn cpu_time() -> Duration {
     let (user, system) = cpu_times();
     user + system

@@ -6,7 +6,7 @@ use std::env;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::common::os::{cpu_time, current_thread_runtime, env_usize, peak_rss_kib, pin_to_cpu};
+use crate::common::os::{cpu_times, current_thread_runtime, env_usize, peak_rss_kib, pin_to_cpu};
 use crate::fast_client::FastWebSockets;
 use crate::libraries::{Library, TokioWebsockets, Tungstenite, Wsstream};
 use crate::workloads::{payload, quick, workloads, Plan, Shape, Workload};
@@ -21,6 +21,8 @@ pub(super) struct Sample {
     messages: usize,
     wall: Duration,
     cpu: Duration,
+    /// The user-space part of `cpu`: the library, the runtime and libc.
+    user: Duration,
     pub(super) rss_kib: u64,
     pub(super) p50: Option<Duration>,
 }
@@ -34,12 +36,17 @@ impl Sample {
         self.cpu.as_secs_f64() * 1e6 / self.messages as f64
     }
 
+    pub(super) fn user_us_per_message(&self) -> f64 {
+        self.user.as_secs_f64() * 1e6 / self.messages as f64
+    }
+
     fn to_line(self) -> String {
         format!(
-            "RESULT messages={} wall_ns={} cpu_ns={} rss_kib={} p50_ns={}",
+            "RESULT messages={} wall_ns={} cpu_ns={} user_ns={} rss_kib={} p50_ns={}",
             self.messages,
             self.wall.as_nanos(),
             self.cpu.as_nanos(),
+            self.user.as_nanos(),
             self.rss_kib,
             self.p50.map_or(0, |p| p.as_nanos()),
         )
@@ -57,6 +64,7 @@ impl Sample {
             messages: usize::try_from(*fields.get("messages")?).ok()?,
             wall: Duration::from_nanos(*fields.get("wall_ns")?),
             cpu: Duration::from_nanos(*fields.get("cpu_ns")?),
+            user: Duration::from_nanos(*fields.get("user_ns")?),
             rss_kib: *fields.get("rss_kib")?,
             p50: (p50 > 0).then(|| Duration::from_nanos(p50)),
         })
@@ -66,22 +74,26 @@ impl Sample {
 /// Wall and CPU time from `start` on.
 struct Meter {
     wall: Instant,
-    cpu: Duration,
+    /// User and system CPU time at the start.
+    cpu: (Duration, Duration),
 }
 
 impl Meter {
     fn start() -> Self {
         Self {
             wall: Instant::now(),
-            cpu: cpu_time(),
+            cpu: cpu_times(),
         }
     }
 
     fn stop(self, messages: usize) -> Sample {
+        let (user, system) = cpu_times();
+        let user = user.saturating_sub(self.cpu.0);
         Sample {
             messages,
             wall: self.wall.elapsed(),
-            cpu: cpu_time() - self.cpu,
+            cpu: user + system.saturating_sub(self.cpu.1),
+            user,
             ..Sample::default()
         }
     }

@@ -173,6 +173,7 @@ fn report(workloads: &[Workload], results: &Results, rounds: usize, cpu: usize) 
     let all = |_: &Workload| true;
     let rates = rows(workloads, results, all, |s| Some(s.rate()));
     let cpus = rows(workloads, results, all, |s| Some(s.cpu_us_per_message()));
+    let users = rows(workloads, results, all, |s| Some(s.user_us_per_message()));
     let rss = rows(workloads, results, all, |s| Some(s.rss_kib as f64 / 1024.0));
     let mut out = String::new();
     let _ = writeln!(
@@ -196,6 +197,11 @@ fn report(workloads: &[Workload], results: &Results, rounds: usize, cpu: usize) 
         "\n### Client CPU time per message in µs, user + system (lower is better)\n"
     );
     out += &table("workload", &cpus, fmt_small, false);
+    let _ = writeln!(
+        out,
+        "\n### The user-space part of it in µs: the library, the runtime and libc; the rest is the kernel's (lower is better)\n"
+    );
+    out += &table("workload", &users, fmt_small, false);
     let _ = writeln!(
         out,
         "\n### Client peak RSS in MiB, above the process's own at start (lower is better)\n"
