@@ -167,8 +167,8 @@ impl Timers {
     /// nothing can be due, and the clock need not be read. A deadline that
     /// passes fires the timer, which wakes the connection and ends this.
     /// Most calls (two per message read) end here: reading the clock and
-    /// comparing four deadlines on each was a tenth of the instructions of
-    /// a small round trip.
+    /// comparing four deadlines on each was 290 instructions of a client's
+    /// small round trip, 6% of them (callgrind).
     #[inline]
     fn still_armed(&self, proto: &Connection) -> bool {
         let timer_waits = match self.armed {
@@ -199,6 +199,7 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Buf;
 
     #[test]
     fn defaults_match_python_websockets() {
@@ -208,8 +209,6 @@ mod tests {
         assert_eq!(config.close, Duration::from_secs(10));
         assert_eq!(config.idle, None);
     }
-
-    use bytes::Buf;
 
     fn poll(timers: &mut Timers, proto: &mut Connection) -> Poll<Timeout> {
         timers.poll(&mut Context::from_waker(std::task::Waker::noop()), proto)
