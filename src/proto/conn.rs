@@ -203,6 +203,8 @@ impl Connection {
     /// [`receive`](Self::receive).
     pub fn receive_event(&mut self, buf: &mut BytesMut) -> Result<Option<Received>, ProtocolError> {
         if !self.stream_requested() && !self.incoming.streamed {
+            // Checked before the call too: the reader asks before every
+            // read, and this spares it the call and the result's moves.
             if self.nothing_to_decode(buf) {
                 return Ok(None);
             }

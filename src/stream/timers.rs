@@ -182,24 +182,23 @@ impl Timers {
     }
 
     fn earliest(&self) -> Option<Instant> {
-        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-            match (a, b) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, None) => a,
-                (None, b) => b,
-            }
-        }
-        earlier(
-            earlier(self.next_ping, self.awaiting),
-            earlier(self.idle_deadline, self.close_deadline),
-        )
+        [
+            self.next_ping,
+            self.awaiting,
+            self.idle_deadline,
+            self.close_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Buf;
+    use crate::proto::{encode_frame, FrameDecoder, FrameHeader, OpCode, Role};
+    use bytes::{Buf, BytesMut};
 
     #[test]
     fn defaults_match_python_websockets() {
@@ -230,7 +229,7 @@ mod tests {
     async fn a_close_starts_its_deadline_while_the_timer_waits_for_another() {
         for ping_interval in [Some(Duration::from_secs(20)), None] {
             let mut timers = Timers::new(config(ping_interval));
-            let mut proto = Connection::new(crate::proto::Role::Client, Default::default());
+            let mut proto = Connection::new(Role::Client, Default::default());
             assert!(poll(&mut timers, &mut proto).is_pending());
             assert!(poll(&mut timers, &mut proto).is_pending());
             assert!(proto.close(None));
@@ -250,26 +249,29 @@ mod tests {
     async fn the_awaited_pong_ends_its_deadline_before_the_timer_fires() {
         let every = Duration::from_secs(2);
         let mut timers = Timers::new(config(Some(every)));
-        let mut proto = Connection::new(crate::proto::Role::Client, Default::default());
+        let mut proto = Connection::new(Role::Client, Default::default());
         assert!(poll(&mut timers, &mut proto).is_pending());
         tokio::time::sleep(every).await;
         // The ping goes out; its pong is awaited for `every`.
         assert!(poll(&mut timers, &mut proto).is_pending());
         assert!(proto.awaiting_pong());
         assert!(timers.awaiting.is_some());
-        // The pong arrives, as the driver would feed it.
+        // The pong arrives, as the driver would feed it: the ping's
+        // payload, read as the server would.
         let len = proto.buffered();
-        let queued = proto.outgoing().copy_to_bytes(len);
-        let ping = crate::proto::FrameHeader::parse(&queued).unwrap().unwrap();
-        let payload = &queued[ping.1..];
-        let key = ping.0.mask.unwrap();
-        let unmasked: Vec<u8> = payload
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ key[i % 4])
-            .collect();
-        let mut wire = bytes::BytesMut::from(&[0x8A, unmasked.len() as u8][..]);
-        wire.extend_from_slice(&unmasked);
+        let mut queued = BytesMut::from(&proto.outgoing().copy_to_bytes(len)[..]);
+        let ping = FrameDecoder::new(Role::Server, 125)
+            .decode(&mut queued)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ping.header.opcode, OpCode::Ping);
+        let pong = FrameHeader {
+            opcode: OpCode::Pong,
+            mask: None,
+            ..ping.header
+        };
+        let mut wire = BytesMut::new();
+        encode_frame(&pong, &ping.payload, &mut wire);
         assert!(proto.receive(&mut wire).unwrap().is_none());
         assert!(!proto.awaiting_pong());
         assert!(poll(&mut timers, &mut proto).is_pending());
