@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the end-to-end comparison with other WebSocket libraries
 # (benches/compare/, about 3 minutes), their servers beside wsstream's
-# (benches/server/, about 7 minutes), one message to many connections
+# and beside its sans-io core driven by hand (benches/server/ with
+# SERVER_CORE=1, about 9 minutes), one message to many connections
 # (benches/fanout/, about 6 minutes), the sans-io micro-benchmarks
 # (benches/core.rs, about 3 minutes) and the streamed-message benchmark
 # (benches/streamed.rs, about 3 minutes), then writes docs/benchmarks.md.
@@ -23,8 +24,8 @@ grep -q '^| workload ' "$work/compare.md" || {
   exit 1
 }
 
-echo "==> cargo bench -p wsstream-benches --bench server" >&2
-cargo bench -p wsstream-benches --bench server >"$work/server.md"
+echo "==> SERVER_CORE=1 cargo bench -p wsstream-benches --bench server" >&2
+SERVER_CORE=1 cargo bench -p wsstream-benches --bench server >"$work/server.md"
 grep -q '^| workload ' "$work/server.md" || {
   echo "server printed no table" >&2
   exit 1
@@ -92,8 +93,9 @@ EOF
 
 ## wsstream as a server beside other Rust WebSocket servers
 
-`cargo bench -p wsstream-benches --bench server` (`SERVER_QUICK=1` for a one-round smoke run
-with a tenth of the messages)
+`SERVER_CORE=1 cargo bench -p wsstream-benches --bench server` (`SERVER_QUICK=1` for a
+one-round smoke run with a tenth of the messages; without `SERVER_CORE=1`, the last section,
+wsstream's sans-io core alone, is left out)
 
 Each library runs the same echo server, a spawned task per connection
 with `TCP_NODELAY` and library defaults (wsstream with

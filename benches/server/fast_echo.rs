@@ -44,7 +44,7 @@ async fn echo_frames(ws: &mut WebSocket<Batch<TcpStream>>) -> Result<(), WebSock
 
 /// The server side of the HTTP upgrade, through wsstream's sans-io
 /// handshake.
-async fn accept_upgrade(tcp: &mut TcpStream) -> io::Result<()> {
+pub(super) async fn accept_upgrade(tcp: &mut TcpStream) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(1024);
     let head = loop {
         if let Some(head) = parse_request(&mut buf).map_err(io::Error::other)? {

@@ -5,7 +5,8 @@
 //! `cargo bench -p wsstream-benches --bench server` (about 7 minutes on 2 cores, once built;
 //! `SERVER_QUICK=1` for a smoke run of one round with a tenth of the
 //! messages, under a minute; `SERVER_ROUNDS=n` for another number of
-//! rounds, `SERVER_ONLY=i` for the `i`th workload alone, from 0).
+//! rounds, `SERVER_ONLY=i` for the `i`th workload alone, from 0;
+//! `SERVER_CORE=1` adds wsstream's sans-io core, below).
 //!
 //! Method:
 //!
@@ -35,6 +36,14 @@
 //!     brought leave in one write once reading would block. It echoes
 //!     frame by frame (the load generator sends whole messages, one frame
 //!     each) and, like fastwebsockets, does not check the mask bit.
+//!   - With `SERVER_CORE=1`, wsstream's sans-io core as well, in a table of
+//!     its own and never as a peer: `proto::Connection` driven by hand in
+//!     each connection's task (core_echo.rs), the HTTP upgrade as for
+//!     fastwebsockets, the `WebSocketStream`'s read-buffer policy, reads
+//!     until the socket would block and then one `writev`. It is the
+//!     `WebSocketStream` server less its `Stream`/`Sink` layer and the
+//!     state its readable, writable and `closed` share, so the two
+//!     together show what that layer costs.
 //! - **The runtimes.** Single-thread: `new_current_thread`, the server
 //!   pinned to one CPU (`SERVER_CPU`, else the last one allowed) and the
 //!   load generator to another. Multi-thread: `new_multi_thread` with a
@@ -102,6 +111,7 @@
 mod batch_io;
 #[path = "../common/mod.rs"]
 mod common;
+mod core_echo;
 mod echo;
 mod fast_echo;
 mod frames;

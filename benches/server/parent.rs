@@ -9,7 +9,7 @@ use crate::os_limits::allowed_cpus;
 use crate::process::{measure, Sample, Server};
 use crate::quiet::{disturbed, wait_for_quiet, ATTEMPTS};
 use crate::report::report;
-use crate::workloads::{quick, workloads, Flavour, Workload, LIBRARIES};
+use crate::workloads::{library_count, library_name, quick, workloads, Flavour, Workload};
 
 const ROUNDS: usize = 5;
 
@@ -65,6 +65,7 @@ pub(super) fn run_parent() {
     let only = env_number("SERVER_ONLY");
     let pins = Pins::choose();
     let workloads = workloads(quick);
+    let libraries = library_count();
     let mut results = Results::new();
     let mut timing = Timing::default();
     let start = Instant::now();
@@ -74,11 +75,11 @@ pub(super) fn run_parent() {
         }
         for &flavour in workload.flavours() {
             for round in 0..rounds {
-                for i in 0..LIBRARIES.len() {
-                    let library = (i + round) % LIBRARIES.len();
+                for i in 0..libraries {
+                    let library = (i + round) % libraries;
                     let sample = measure_quietly(library, flavour, w, pins, &mut timing);
                     let Some(sample) = sample else {
-                        eprintln!("{} | {} failed", workload.name, LIBRARIES[library]);
+                        eprintln!("{} | {} failed", workload.name, library_name(library));
                         continue;
                     };
                     progress(workload, flavour, round, rounds, library, &sample);
@@ -130,7 +131,7 @@ fn measure_quietly(
         }
         eprintln!(
             "{}: other processes took {others:.0}% of a core during the run{}",
-            LIBRARIES[library],
+            library_name(library),
             if attempt + 1 < attempts {
                 "; again once the machine is quiet"
             } else {
@@ -162,7 +163,7 @@ fn progress(
         workload.name,
         flavour.name(),
         round + 1,
-        LIBRARIES[library],
+        library_name(library),
         sample.rate(),
         sample.cpu_us_per_message(),
         sample.server_busy(),

@@ -9,11 +9,11 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use crate::os_limits::machine_busy;
-use crate::workloads::{Flavour, LIBRARIES};
+use crate::workloads::{library_name, Flavour};
 
 /// `server`, `load`, or unset for the parent.
 pub(super) const ROLE: &str = "SERVER_ROLE";
-/// The server's library: an index into `LIBRARIES`.
+/// The server's library: an index into `LIBRARIES`, or `CORE`.
 pub(super) const LIBRARY: &str = "SERVER_LIBRARY";
 /// The server's runtime: `current` or `multi`.
 pub(super) const FLAVOUR: &str = "SERVER_FLAVOUR";
@@ -75,7 +75,7 @@ impl Server {
         let port: u16 = line
             .strip_prefix("PORT ")
             .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{} server said {line:?}, not PORT", LIBRARIES[library]));
+            .unwrap_or_else(|| panic!("{} server said {line:?}, not PORT", library_name(library)));
         Self {
             child,
             stdin,

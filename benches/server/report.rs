@@ -7,7 +7,7 @@ use crate::common::table::{fmt_count, fmt_small, median};
 use crate::parent::{Pins, Results, Timing};
 use crate::process::Sample;
 use crate::quiet::{disturbed, DISTURBED};
-use crate::workloads::{Flavour, Workload, LIBRARIES};
+use crate::workloads::{Flavour, Workload, CORE, LIBRARIES};
 
 /// wsstream's msgs/s over the best peer's on each load_test workload.
 const RATE_TARGET_SINGLE: f64 = 1.10;
@@ -191,6 +191,93 @@ fn idle_table(workloads: &[Workload], results: &Results) -> Option<(String, Vec<
     Some((out, rows))
 }
 
+/// The median of `value` over one library's rounds.
+fn median_of(
+    results: &Results,
+    key: (usize, Flavour, usize),
+    workload: &Workload,
+    value: fn(&Workload, &Sample) -> f64,
+) -> Option<f64> {
+    let samples = results.get(&key)?;
+    median(samples.iter().map(|s| value(workload, s)).collect())
+}
+
+/// wsstream's sans-io core driven by hand (`SERVER_CORE=1`) beside
+/// wsstream's `WebSocketStream` server and the best peer: what the
+/// `Stream`/`Sink` layer and the shared state cost. `None` when the core
+/// was not measured.
+fn core_tables(workloads: &[Workload], results: &Results) -> Option<String> {
+    let mut out = String::from(
+        "### wsstream's sans-io core alone (informative)\n\n\
+         `SERVER_CORE=1`: the same echo written on `proto::Connection` in each connection's \
+         task (benches/server/core_echo.rs), without the `Stream`/`Sink` layer and the state \
+         the readable, the writable and `closed` share. Not a peer: the targets above compare \
+         the `WebSocketStream` server.\n\n",
+    );
+    let mut any = false;
+    for flavour in Flavour::ALL {
+        let rows: Vec<String> = workloads
+            .iter()
+            .enumerate()
+            .filter(|(w, _)| results.contains_key(&(*w, flavour, CORE)))
+            .map(|(w, workload)| core_row(results, w, workload, flavour))
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        any = true;
+        let _ = writeln!(
+            out,
+            "#### {}\n\n\
+             | workload | msgs/s: wsstream | core | best peer | core ÷ best peer \
+             | CPU µs/msg: wsstream | core | lowest peer | core ÷ lowest peer \
+             | user-space µs: wsstream | core |\n\
+             |---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|",
+            flavour.name()
+        );
+        for row in rows {
+            out += &row;
+        }
+        out.push('\n');
+    }
+    any.then_some(out)
+}
+
+fn core_row(results: &Results, w: usize, workload: &Workload, flavour: Flavour) -> String {
+    let of = |lib, value| median_of(results, (w, flavour, lib), workload, value);
+    let rate: fn(&Workload, &Sample) -> f64 = |_, s| s.rate();
+    let cpu: fn(&Workload, &Sample) -> f64 = |_, s| s.cpu_us_per_message();
+    let user: fn(&Workload, &Sample) -> f64 = |_, s| s.user_us_per_message();
+    let peers = |value, higher: bool| {
+        let all = (1..LIBRARIES.len()).filter_map(|lib| of(lib, value));
+        if higher {
+            all.reduce(f64::max)
+        } else {
+            all.reduce(f64::min)
+        }
+    };
+    let (best_rate, lowest_cpu) = (peers(rate, true), peers(cpu, false));
+    let cell = |v: Option<f64>, format: fn(f64) -> String| v.map_or_else(|| "–".to_owned(), format);
+    let ratio = |ours: Option<f64>, theirs: Option<f64>| match (ours, theirs) {
+        (Some(a), Some(b)) if b > 0.0 => fmt_ratio(Some(a / b)),
+        _ => fmt_ratio(None),
+    };
+    format!(
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        workload.name,
+        cell(of(0, rate), fmt_count),
+        cell(of(CORE, rate), fmt_count),
+        cell(best_rate, fmt_count),
+        ratio(of(CORE, rate), best_rate),
+        cell(of(0, cpu), fmt_small),
+        cell(of(CORE, cpu), fmt_small),
+        cell(lowest_cpu, fmt_small),
+        ratio(of(CORE, cpu), lowest_cpu),
+        cell(of(0, user), fmt_small),
+        cell(of(CORE, user), fmt_small),
+    )
+}
+
 /// Whether the fastest single-thread server kept its core busy: if not,
 /// the load generator may be what limits it.
 fn load_check(workloads: &[Workload], results: &Results) -> String {
@@ -314,6 +401,10 @@ pub(super) fn report(
     }
     out += &load_check(workloads, results);
     out += &targets(workloads, results, idle.as_ref().map(|(_, rows)| &rows[..]));
+    if let Some(core) = core_tables(workloads, results) {
+        out.push('\n');
+        out += &core;
+    }
     out += &setup(workloads, pins, results, timing);
     out
 }

@@ -7,11 +7,12 @@ use std::io::{self, BufRead, Write};
 use tokio::net::TcpListener;
 
 use crate::common::os::{cpu_times, env_string, env_usize, peak_rss_kib, pin_to_cpu};
+use crate::core_echo::echo_core;
 use crate::echo::{echo_tokio_websockets, echo_tungstenite, echo_wsstream};
 use crate::fast_echo::echo_fastwebsockets;
 use crate::os_limits::{raise_fd_limit, rss_kib};
 use crate::process::{FLAVOUR, LIBRARY, PIN};
-use crate::workloads::Flavour;
+use crate::workloads::{Flavour, CORE};
 
 /// The server process: prints `PORT n`, answers each `STATS` line on
 /// stdin with its CPU time (and the user-space part of it) and memory,
@@ -58,6 +59,7 @@ pub(super) fn run_server() {
                 0 => tokio::spawn(echo_wsstream(tcp)),
                 1 => tokio::spawn(echo_tungstenite(tcp)),
                 2 => tokio::spawn(echo_fastwebsockets(tcp)),
+                CORE => tokio::spawn(echo_core(tcp)),
                 _ => tokio::spawn(echo_tokio_websockets(tcp)),
             };
         }

@@ -12,6 +12,26 @@ pub(super) const LIBRARIES: [&str; 4] = [
     "tokio-websockets",
 ];
 
+/// wsstream's sans-io core driven by hand in each connection's task
+/// (core_echo.rs): the library after `LIBRARIES`, measured only with
+/// `SERVER_CORE=1` and never counted as a peer.
+pub(super) const CORE: usize = LIBRARIES.len();
+
+/// The libraries this run measures: `LIBRARIES`, and the core with
+/// `SERVER_CORE=1`.
+pub(super) fn library_count() -> usize {
+    if env_flag("SERVER_CORE") {
+        CORE + 1
+    } else {
+        CORE
+    }
+}
+
+/// A library's name in progress lines and tables.
+pub(super) fn library_name(library: usize) -> &'static str {
+    LIBRARIES.get(library).copied().unwrap_or("wsstream core")
+}
+
 /// The server's tokio runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Flavour {
