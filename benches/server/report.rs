@@ -226,14 +226,16 @@ fn core_tables(workloads: &[Workload], results: &Results) -> Option<String> {
             continue;
         }
         any = true;
+        let name = flavour.name();
         let _ = writeln!(
             out,
-            "#### {}\n\n\
+            "#### {}{} runtime\n\n\
              | workload | msgs/s: wsstream | core | best peer | core ÷ best peer \
              | CPU µs/msg: wsstream | core | lowest peer | core ÷ lowest peer \
              | user-space µs: wsstream | core |\n\
              |---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|",
-            flavour.name()
+            name[..1].to_uppercase(),
+            &name[1..]
         );
         for row in rows {
             out += &row;
