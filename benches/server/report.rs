@@ -46,10 +46,7 @@ fn rows(
     measured(workloads, results, flavour)
         .map(|(w, workload)| {
             let values = (0..LIBRARIES.len())
-                .map(|lib| {
-                    let samples = results.get(&(w, flavour, lib))?;
-                    median(samples.iter().map(|s| value(workload, s)).collect())
-                })
+                .map(|lib| median_of(results, (w, flavour, lib), workload, &value))
                 .collect();
             (workload.name.to_owned(), values)
         })
@@ -98,6 +95,12 @@ fn table(title: &str, rows: &[Row], format: fn(f64) -> String, compare: Option<b
     out
 }
 
+/// "Single-thread runtime", "Multi-thread runtime".
+fn runtime_heading(flavour: Flavour) -> String {
+    let name = flavour.name();
+    format!("{}{} runtime", name[..1].to_uppercase(), &name[1..])
+}
+
 fn fmt_percent(value: f64) -> String {
     format!("{value:.0}%")
 }
@@ -121,13 +124,7 @@ fn flavour_tables(
                 .to_owned()
         }
     };
-    let name = flavour.name();
-    let _ = writeln!(
-        out,
-        "### {}{} runtime ({placement})\n",
-        name[..1].to_uppercase(),
-        &name[1..]
-    );
+    let _ = writeln!(out, "### {} ({placement})\n", runtime_heading(flavour));
     let _ = writeln!(
         out,
         "#### Messages per second (median of {rounds} rounds; higher is better)\n"
@@ -196,7 +193,7 @@ fn median_of(
     results: &Results,
     key: (usize, Flavour, usize),
     workload: &Workload,
-    value: fn(&Workload, &Sample) -> f64,
+    value: &impl Fn(&Workload, &Sample) -> f64,
 ) -> Option<f64> {
     let samples = results.get(&key)?;
     median(samples.iter().map(|s| value(workload, s)).collect())
@@ -226,16 +223,14 @@ fn core_tables(workloads: &[Workload], results: &Results) -> Option<String> {
             continue;
         }
         any = true;
-        let name = flavour.name();
         let _ = writeln!(
             out,
-            "#### {}{} runtime\n\n\
+            "#### {}\n\n\
              | workload | msgs/s: wsstream | core | best peer | core ÷ best peer \
              | CPU µs/msg: wsstream | core | lowest peer | core ÷ lowest peer \
              | user-space µs: wsstream | core |\n\
              |---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|",
-            name[..1].to_uppercase(),
-            &name[1..]
+            runtime_heading(flavour)
         );
         for row in rows {
             out += &row;
@@ -246,7 +241,9 @@ fn core_tables(workloads: &[Workload], results: &Results) -> Option<String> {
 }
 
 fn core_row(results: &Results, w: usize, workload: &Workload, flavour: Flavour) -> String {
-    let of = |lib, value| median_of(results, (w, flavour, lib), workload, value);
+    let of = |lib, value: fn(&Workload, &Sample) -> f64| {
+        median_of(results, (w, flavour, lib), workload, &value)
+    };
     let rate: fn(&Workload, &Sample) -> f64 = |_, s| s.rate();
     let cpu: fn(&Workload, &Sample) -> f64 = |_, s| s.cpu_us_per_message();
     let user: fn(&Workload, &Sample) -> f64 = |_, s| s.user_us_per_message();
